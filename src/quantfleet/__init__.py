@@ -1,0 +1,15 @@
+"""quantfleet: backtest Python trading strategies on versioned market data, at scale, then trade them."""
+
+from quantfleet.core.errors import InfrastructureError, QuantfleetError, UserError
+from quantfleet.core.types import Adjustment, Frequency
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Adjustment",
+    "Frequency",
+    "InfrastructureError",
+    "QuantfleetError",
+    "UserError",
+    "__version__",
+]

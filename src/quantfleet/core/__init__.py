@@ -1,0 +1,1 @@
+"""Core: types, settings and errors every layer shares. Imports nothing of ours."""

@@ -1,0 +1,136 @@
+"""A local cache of immutable remote data files, evicting least-recently-used files.
+
+Delta Lake never rewrites a data file in place, so a file's URL is a correct
+cache key forever. Files are downloaded to a temporary name and renamed into
+place, so worker processes sharing one cache never see half a file. When the
+cache grows past ``threshold`` of its capacity, the least recently used files
+are deleted until it is back under the threshold.
+
+A cache folder that cannot be created or written disables the cache with a
+warning; reads then go straight to the object store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+import warnings
+from pathlib import Path
+
+import fsspec
+
+__all__ = ["FileCache"]
+
+log = logging.getLogger(__name__)
+
+
+class FileCache:
+    """Copy remote files to a local folder on first read; evict LRU past a threshold."""
+
+    def __init__(self, root: Path | str, *, capacity_bytes: int, threshold: float = 0.8) -> None:
+        if capacity_bytes <= 0 or not 0 < threshold <= 1:
+            raise ValueError("cache capacity must be positive and threshold in (0, 1]")
+        self.root = Path(root)
+        self.capacity_bytes = capacity_bytes
+        self.threshold = threshold
+        self.hits = 0
+        self.misses = 0
+        self._usable: bool | None = None
+        self._total: int | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def limit_bytes(self) -> int:
+        """Return the size past which files are evicted."""
+        return int(self.capacity_bytes * self.threshold)
+
+    def _check_usable(self) -> bool:
+        if self._usable is None:
+            try:
+                self.root.mkdir(parents=True, exist_ok=True)
+                probe = self.root / f".probe-{os.getpid()}"
+                probe.write_bytes(b"")
+                probe.unlink()
+                self._usable = True
+            except OSError as exc:
+                self._usable = False
+                message = (
+                    f"data cache folder {self.root} is not usable ({exc.strerror or exc}); reading "
+                    "directly from the object store, which is slower. Set QUANTFLEET_CACHE_DIR to a "
+                    "writable folder to enable the cache."
+                )
+                warnings.warn(message, RuntimeWarning, stacklevel=3)
+                log.warning(message)
+        return self._usable
+
+    def path_for(self, url: str) -> Path:
+        """Return where the cache keeps (or would keep) ``url``."""
+        digest = hashlib.sha256(url.encode()).hexdigest()
+        name = url.rsplit("/", 1)[-1][-80:]
+        return self.root / digest[:2] / f"{digest[:24]}-{name}"
+
+    def fetch(self, url: str, fs: fsspec.AbstractFileSystem) -> str | None:
+        """Return a local path holding ``url``'s bytes, or None when the cache is unusable."""
+        if not self._check_usable():
+            return None
+        target = self.path_for(url)
+        try:
+            os.utime(target)  # a hit: mark as recently used
+            self.hits += 1
+            return str(target)
+        except FileNotFoundError:
+            pass
+        except OSError:
+            return None
+        self.misses += 1
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.part")
+            fs.get_file(url, str(tmp))
+            os.replace(tmp, target)
+        except OSError as exc:
+            warnings.warn(
+                f"could not cache {url} in {self.root} ({exc}); reading it directly",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            return None
+        self._added(target.stat().st_size)
+        return str(target)
+
+    def _files(self) -> list[os.DirEntry[str]]:
+        out = []
+        for sub in os.scandir(self.root):
+            if sub.is_dir():
+                out.extend(e for e in os.scandir(sub.path) if e.is_file() and not e.name.startswith("."))
+        return out
+
+    def size_bytes(self) -> int:
+        """Return the bytes the cache holds now."""
+        return sum(e.stat().st_size for e in self._files()) if self.root.exists() else 0
+
+    def _added(self, size: int) -> None:
+        with self._lock:
+            if self._total is None:
+                self._total = self.size_bytes()
+            else:
+                self._total += size
+            if self._total > self.limit_bytes:
+                self._total = self.evict()
+
+    def evict(self) -> int:
+        """Delete least-recently-used files until under the threshold; return the size left."""
+        entries = sorted(self._files(), key=lambda e: e.stat().st_mtime_ns)
+        total = sum(e.stat().st_size for e in entries)
+        for entry in entries:
+            if total <= self.limit_bytes:
+                break
+            try:
+                size = entry.stat().st_size
+                os.unlink(entry.path)
+                total -= size
+            except FileNotFoundError:  # another process evicted it first
+                continue
+        return total
