@@ -21,9 +21,7 @@ GIB = 1024**3
 class Settings(BaseSettings):
     """Every quantfleet setting, with the defaults of a one-machine setup."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="QUANTFLEET_", frozen=True, extra="forbid", env_file=None
-    )
+    model_config = SettingsConfigDict(env_prefix="QUANTFLEET_", frozen=True, extra="forbid", env_file=None)
 
     home: Path = Field(
         default=Path(".quantfleet"),
@@ -31,25 +29,20 @@ class Settings(BaseSettings):
     )
     data_url: str | None = Field(
         default=None,
-        description="Root of the market-data store: a path or s3://bucket/prefix. "
-        "Default: <home>/data.",
+        description="Root of the market-data store: a path or s3://bucket/prefix. Default: <home>/data.",
     )
     cache_dir: Path | None = Field(
         default=None,
         description="Local cache of remote data files. Default: <home>/cache.",
     )
-    cache_capacity_gb: float = Field(
-        default=20.0, gt=0, description="Capacity of the local data cache, in GiB."
-    )
+    cache_capacity_gb: float = Field(default=20.0, gt=0, description="Capacity of the local data cache, in GiB.")
     cache_threshold: float = Field(
         default=0.8,
         gt=0,
         le=1,
         description="Evict least-recently-used files once the cache passes this share of its capacity.",
     )
-    calendar: str = Field(
-        default="XNYS", description="Default exchange calendar for ingest validation."
-    )
+    calendar: str = Field(default="XNYS", description="Default exchange calendar for ingest validation.")
     s3_endpoint_url: str | None = Field(
         default=None,
         description="S3-compatible endpoint (MinIO, moto, ...). Credentials come from the "

@@ -101,7 +101,7 @@ class FileCache:
         return str(target)
 
     def _files(self) -> list[os.DirEntry[str]]:
-        out = []
+        out: list[os.DirEntry[str]] = []
         for sub in os.scandir(self.root):
             if sub.is_dir():
                 out.extend(e for e in os.scandir(sub.path) if e.is_file() and not e.name.startswith("."))

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import exchange_calendars as xcals
@@ -12,18 +15,57 @@ import pandas as pd
 from quantfleet.core.errors import CalendarError
 from quantfleet.core.types import Frequency
 
-__all__ = ["ALWAYS_OPEN", "calendar_for", "off_session_mask", "session_dates"]
+__all__ = [
+    "ALWAYS_OPEN",
+    "calendar_for",
+    "off_session_mask",
+    "quiet",
+    "session_bounds",
+    "session_dates",
+    "sessions",
+]
 
 ALWAYS_OPEN = "24/7"
 _US_PER_DAY = 86_400_000_000
 
 
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """Silence deprecation warnings raised inside exchange-calendars.
+
+    exchange-calendars still calls ``.values`` on tz-aware pandas data, which
+    pandas 3.1 deprecates; the values it takes (UTC) are right.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        yield
+
+
+def sessions(name: str, first: pd.Timestamp, last: pd.Timestamp) -> pd.DatetimeIndex:
+    """Return the sessions of calendar ``name`` from ``first`` to ``last`` (naive dates)."""
+    first, last = pd.Timestamp(first), pd.Timestamp(last)
+    first = first.tz_convert(None) if first.tzinfo else first
+    last = last.tz_convert(None) if last.tzinfo else last
+    cal = calendar_for(name, first, last)
+    with quiet():
+        days: pd.DatetimeIndex = cal.sessions_in_range(first.normalize(), last.normalize())
+    return days
+
+
+def session_bounds(name: str, days: pd.DatetimeIndex) -> tuple[np.ndarray, np.ndarray]:
+    """Return the open and close (UTC microseconds) of each session in ``days``."""
+    cal = calendar_for(name, days[0], days[-1])
+    with quiet():
+        opens = pd.DatetimeIndex(cal.opens.loc[days]).as_unit("us").asi8
+        closes = pd.DatetimeIndex(cal.closes.loc[days]).as_unit("us").asi8
+    return np.asarray(opens, dtype=np.int64), np.asarray(closes, dtype=np.int64)
+
+
 @functools.lru_cache(maxsize=32)
 def _calendar(name: str, first_year: int, last_year: int) -> Any:
     try:
-        return xcals.get_calendar(
-            name, start=f"{first_year}-01-01", end=f"{last_year}-12-31"
-        )
+        with quiet():
+            return xcals.get_calendar(name, start=f"{first_year}-01-01", end=f"{last_year}-12-31")
     except xcals.errors.InvalidCalendarName:
         names = ", ".join(sorted(n for n in xcals.get_calendar_names() if n.startswith("X"))[:12])
         raise CalendarError(
@@ -31,21 +73,19 @@ def _calendar(name: str, first_year: int, last_year: int) -> Any:
             f"or {ALWAYS_OPEN!r} for markets that never close"
         ) from None
     except ValueError as exc:
-        raise CalendarError(
-            f"calendar {name} cannot cover {first_year}-{last_year}: {exc}"
-        ) from None
+        raise CalendarError(f"calendar {name} cannot cover {first_year}-{last_year}: {exc}") from None
 
 
 def calendar_for(name: str, first: pd.Timestamp, last: pd.Timestamp) -> Any:
     """Return the ``exchange_calendars`` calendar ``name`` covering ``first``..``last``."""
-    return _calendar(name, int(first.year), int(last.year))
+    # A year of margin either side: range queries may start before the first session.
+    return _calendar(name, int(first.year) - 1, int(last.year) + 1)
 
 
 def session_dates(name: str, first: pd.Timestamp, last: pd.Timestamp) -> np.ndarray:
     """Return the session dates between ``first`` and ``last`` as days since the epoch."""
-    cal = calendar_for(name, first, last)
-    sessions = cal.sessions_in_range(first.normalize().tz_localize(None), last.normalize().tz_localize(None))
-    return np.asarray(sessions.asi8 // (_US_PER_DAY * 1000), dtype=np.int64)
+    days = sessions(name, first, last)
+    return np.asarray(days.as_unit("us").asi8 // _US_PER_DAY, dtype=np.int64)
 
 
 def off_session_mask(ts_us: np.ndarray, frequency: Frequency, calendar: str) -> np.ndarray:
@@ -62,8 +102,9 @@ def off_session_mask(ts_us: np.ndarray, frequency: Frequency, calendar: str) -> 
         days = ts_us // _US_PER_DAY
         return ~np.isin(days, session_dates(calendar, first, last))
     cal = calendar_for(calendar, first, last)
-    minutes = cal.minutes_in_range(first.floor("min"), last.ceil("min"))
-    allowed = np.asarray(minutes.asi8 // 1000, dtype=np.int64)
+    with quiet():
+        minutes = cal.minutes_in_range(first.floor("min"), last.ceil("min"))
+    allowed = np.asarray(minutes.as_unit("us").asi8, dtype=np.int64)
     pos = np.searchsorted(allowed, ts_us)
     pos = np.minimum(pos, len(allowed) - 1)
     return ~(allowed[pos] == ts_us) if len(allowed) else np.ones(len(ts_us), dtype=bool)

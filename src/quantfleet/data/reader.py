@@ -56,10 +56,11 @@ class BarData:
     @property
     def symbols(self) -> list[str]:
         """Return the symbols present, sorted."""
-        return sorted(pc.unique(self.table.column("symbol").cast(pa.string())).to_pylist())
+        names: list[str] = pc.unique(self.table.column("symbol").cast(pa.string())).to_pylist()
+        return sorted(names)
 
     def __len__(self) -> int:
-        return self.table.num_rows
+        return int(self.table.num_rows)
 
     def for_symbol(self, symbol: str) -> pa.Table:
         """Return the rows of one symbol (without the symbol column)."""
@@ -75,7 +76,7 @@ class BarData:
 
     def to_pandas(self) -> pd.DataFrame:
         """Return a DataFrame indexed by (symbol, ts)."""
-        df = self.table.to_pandas()
+        df: pd.DataFrame = self.table.to_pandas()
         df["symbol"] = df["symbol"].astype(str)
         return df.set_index(["symbol", "ts"])
 
@@ -94,7 +95,7 @@ def parse_time(value: TimeLike, *, end: bool = False) -> int:
     ts = ts.tz_localize(UTC) if ts.tzinfo is None else ts.tz_convert(UTC)
     if end and whole_day:
         ts = ts + timedelta(days=1) - timedelta(microseconds=1)
-    return int(ts.value // 1000)
+    return int(ts.value // 1000)  # Timestamp.value is always nanoseconds
 
 
 def _files_for(
@@ -107,7 +108,9 @@ def _files_for(
     )
     lo_year = datetime.fromtimestamp(lo / 1e6, tz=UTC).year if lo > -(2**62) else -(2**31)
     hi_year = datetime.fromtimestamp(hi / 1e6, tz=UTC).year if hi < 2**62 else 2**31 - 1
-    mask = pc.and_(mask, pc.and_(pc.greater_equal(files.column("year"), lo_year), pc.less_equal(files.column("year"), hi_year)))
+    mask = pc.and_(
+        mask, pc.and_(pc.greater_equal(files.column("year"), lo_year), pc.less_equal(files.column("year"), hi_year))
+    )
     # Statistics prune further, including month partitions of intraday data.
     mask = pc.and_(
         mask,

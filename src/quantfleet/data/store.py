@@ -17,6 +17,7 @@ bytes years later.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator
@@ -276,9 +277,11 @@ class MarketDataStore:
         files = self.files(sid)
         if files.num_rows == 0:
             return []
-        grouped = files.group_by(["frequency", "symbol"]).aggregate(
-            [("rows", "sum"), ("min_ts", "min"), ("max_ts", "max"), ("path", "count")]
-        ).sort_by([("symbol", "ascending"), ("frequency", "ascending")])
+        grouped = (
+            files.group_by(["frequency", "symbol"])
+            .aggregate([("rows", "sum"), ("min_ts", "min"), ("max_ts", "max"), ("path", "count")])
+            .sort_by([("symbol", "ascending"), ("frequency", "ascending")])
+        )
         return [
             SymbolSummary(
                 symbol=row["symbol"],
@@ -347,12 +350,10 @@ class MarketDataStore:
         sid = self.resolve(snapshot)
         tags = self.tags()
         if name in tags and tags[name] != sid and not force:
-            raise DataError(
-                f"tag {name!r} already points at snapshot {tags[name]}; pass --force to move it to {sid}"
-            )
+            raise DataError(f"tag {name!r} already points at snapshot {tags[name]}; pass --force to move it to {sid}")
         fs = self.storage.filesystem(self.url)
         entries = {n: {"snapshot": v} for n, v in tags.items()}
-        entries[name] = {"snapshot": int(sid), "tagged_at": datetime.now(UTC).isoformat()}
+        entries[name] = {"snapshot": int(sid)}
         payload = json.dumps(entries, indent=2, sort_keys=True).encode()
         path = self._tags_path()
         with storage_errors(self.url, self.storage):
@@ -519,7 +520,9 @@ class MarketDataStore:
                 write_deltalake(url, table, configuration=TABLE_CONFIG, storage_options=self.storage.delta(url))
             else:
                 predicate = " AND ".join(f"t.{k} = s.{k}" for k in keys)
-                dt.merge(table, predicate=predicate, source_alias="s", target_alias="t").when_matched_update_all().when_not_matched_insert_all().execute()
+                dt.merge(
+                    table, predicate=predicate, source_alias="s", target_alias="t"
+                ).when_matched_update_all().when_not_matched_insert_all().execute()
         return self._open(name).version()  # type: ignore[union-attr]
 
     def _bump(self, operation: str, source: str, **pointers: Any) -> SnapshotId:
@@ -562,7 +565,9 @@ class MarketDataStore:
         table = self._side_table("instruments", "instruments_version", sid, INSTRUMENTS_SCHEMA)
         rows = {r["symbol"]: r for r in table.to_pylist()}
         for summary in self.catalog(sid):
-            row = rows.setdefault(summary.symbol, {f.name: None for f in INSTRUMENTS_SCHEMA} | {"symbol": summary.symbol})
+            row = rows.setdefault(
+                summary.symbol, {f.name: None for f in INSTRUMENTS_SCHEMA} | {"symbol": summary.symbol}
+            )
             first, last = summary.first.date(), summary.last.date()
             row["first_date"] = min(row["first_date"] or first, first)
             row["last_date"] = max(row["last_date"] or last, last)
@@ -585,7 +590,7 @@ class _IngestState:
         symbols = table.column("symbol").to_numpy(zero_copy_only=False)
         ts = table.column("ts").cast(pa.int64()).to_numpy()
         bounds = np.flatnonzero(np.r_[True, symbols[1:] != symbols[:-1], True])
-        for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+        for lo, hi in itertools.pairwise(bounds):
             symbol, chunk = str(symbols[lo]), ts[lo:hi]
             if symbol in self.existing:
                 first, last = self.existing[symbol]
@@ -634,7 +639,9 @@ def _iso(value: datetime) -> str:
 def _check_actions(actions: pa.Table, source: str) -> pa.Table:
     missing = [n for n in CORPORATE_ACTIONS_SCHEMA.names if n not in actions.column_names]
     if missing:
-        raise DataError(f"{source}: corporate actions need columns symbol, ex_date, kind, value; missing {', '.join(missing)}")
+        raise DataError(
+            f"{source}: corporate actions need columns symbol, ex_date, kind, value; missing {', '.join(missing)}"
+        )
     try:
         table = actions.select(CORPORATE_ACTIONS_SCHEMA.names).cast(
             pa.schema([pa.field(f.name, f.type) for f in CORPORATE_ACTIONS_SCHEMA])
@@ -653,7 +660,10 @@ def _check_actions(actions: pa.Table, source: str) -> pa.Table:
     if len({(r["symbol"], r["ex_date"], r["kind"]) for r in rows}) != len(rows):
         problems.append("the same symbol, ex_date and kind appear more than once")
     if problems:
-        raise DataError(f"{source}: {len(problems)} problem(s) in corporate actions, nothing was written: " + "; ".join(problems[:5]))
+        raise DataError(
+            f"{source}: {len(problems)} problem(s) in corporate actions, nothing was written: "
+            + "; ".join(problems[:5])
+        )
     symbols = pc.utf8_upper(pc.utf8_trim_whitespace(table.column("symbol")))
     return table.set_column(0, "symbol", symbols).cast(CORPORATE_ACTIONS_SCHEMA)
 
@@ -672,4 +682,3 @@ def _check_instruments(instruments: pa.Table, source: str) -> pa.Table:
         raise DataError(f"{source}: each instrument needs one row with a non-empty symbol")
     symbols = pc.utf8_upper(pc.utf8_trim_whitespace(table.column("symbol")))
     return table.set_column(0, "symbol", symbols).cast(INSTRUMENTS_SCHEMA)
-

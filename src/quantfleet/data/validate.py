@@ -137,9 +137,11 @@ def check_bars(
             problems.append(f"invalid symbol {symbol!r} (use letters, digits and . - _ ^ = / :)")
     v = {name: table.column(name).to_numpy() for name in VALUE_FIELDS}
     prices = np.column_stack([v[name] for name in PRICE_FIELDS]) if n else np.empty((0, 4))
-    bad = ~np.isfinite(prices).all(axis=1) | (prices <= 0).any(axis=1)
+    bad = np.asarray(~np.isfinite(prices).all(axis=1) | (prices <= 0).any(axis=1))
     if bad.any():
-        problems.append(f"{int(bad.sum())} bar(s) have a negative, zero or non-finite price (e.g. {_examples(table, bad)})")
+        problems.append(
+            f"{int(bad.sum())} bar(s) have a negative, zero or non-finite price (e.g. {_examples(table, bad)})"
+        )
     bad = ~np.isfinite(v["volume"]) | (v["volume"] < 0)
     if bad.any():
         problems.append(f"{int(bad.sum())} bar(s) have a negative or non-finite volume (e.g. {_examples(table, bad)})")
@@ -159,7 +161,9 @@ def check_bars(
     if n > 1:
         dup[1:] = (ts[1:] == ts[:-1]) & (sym_codes[1:] == sym_codes[:-1])
     if dup.any():
-        problems.append(f"{int(dup.sum())} duplicate timestamp(s) (e.g. {_examples(table, dup)}); keep one bar per symbol and time")
+        problems.append(
+            f"{int(dup.sum())} duplicate timestamp(s) (e.g. {_examples(table, dup)}); keep one bar per symbol and time"
+        )
     step = int(frequency.step.total_seconds() * 1_000_000)
     off_grid = (ts % step) != 0
     if off_grid.any():
@@ -170,7 +174,9 @@ def check_bars(
         )
     if problems:
         _raise(problems, source)
-    return _sessions(table, ts, frequency=frequency, calendar=calendar, off_session=off_session, source=source, notes=notes)
+    return _sessions(
+        table, ts, frequency=frequency, calendar=calendar, off_session=off_session, source=source, notes=notes
+    )
 
 
 def _sessions(

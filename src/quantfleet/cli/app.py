@@ -1,0 +1,103 @@
+"""The ``quantfleet`` command: parse, call one service function, render.
+
+Domain errors become exit codes here and only here: 2 for a user error (the
+message says how to fix it), 3 for an infrastructure error (retrying may help).
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import date
+
+import typer
+from rich.console import Console
+
+from quantfleet import __version__
+from quantfleet.cli import data as data_cli
+from quantfleet.cli.common import state
+from quantfleet.core.errors import InfrastructureError, QuantfleetError, UserError
+from quantfleet.core.settings import load_settings
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="quantfleet",
+    help="Backtest Python trading strategies on versioned market data, at scale.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(data_cli.app, name="data")
+err = Console(stderr=True)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"quantfleet {__version__}")
+        raise typer.Exit
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),
+) -> None:
+    """Backtest Python trading strategies on versioned market data, at scale."""
+    state.settings = load_settings()
+
+
+@app.command()
+def demo() -> None:
+    """Ingest the sample data (once) into ./.quantfleet and show the catalog."""
+    store = state.store()
+    if store.latest() is None:
+        data_cli.ingest_vendor_data(
+            store,
+            "synthetic",
+            lambda symbols: data_cli.synthetic(symbols, start=date(2015, 1, 1), end=date(2024, 12, 31)),
+            symbols=list(data_cli.DEMO_SYMBOLS),
+            frequency="1d",
+            calendar="XNYS",
+        )
+        data_cli.ingest_vendor_data(
+            store,
+            "synthetic",
+            lambda symbols: data_cli.synthetic(symbols, start=date(2024, 1, 1), end=date(2024, 12, 31), frequency="1m"),
+            symbols=["AAA"],
+            frequency="1m",
+            calendar="XNYS",
+        )
+    else:
+        err.print(f"[dim]sample data already in {store.url}; showing it (delete .quantfleet to start over)[/dim]")
+    data_cli.print_catalog(store, None)
+    data_cli.print_snapshots(store)
+
+
+def main() -> None:
+    """Run the CLI, mapping quantfleet errors to messages and exit codes."""
+    try:
+        app(standalone_mode=False)
+    except UserError as exc:
+        err.print(f"[bold red]error:[/bold red] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except InfrastructureError as exc:
+        err.print(f"[bold red]error:[/bold red] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(3)
+    except QuantfleetError as exc:  # pragma: no cover - every error is one of the two
+        err.print(f"[bold red]error:[/bold red] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(1)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        err.print("aborted")
+        sys.exit(130)
+    except Exception as exc:  # click usage errors
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
