@@ -228,8 +228,10 @@ def _ensure_sorted(table: pa.Table) -> pa.Table:
     same = codes[1:] == codes[:-1] if codes is not None else np.ones(len(ts) - 1, dtype=bool)
     if np.all(~same | (ts[1:] > ts[:-1])):
         return table
-    # Several ingests or a merge left overlapping files: sort once.
-    return table.sort_by([("symbol", "ascending"), ("ts", "ascending")])
+    # Several ingests or a merge left files out of order: sort once. Arrow cannot
+    # sort dictionary columns; the codes follow the (sorted) symbol order of the files.
+    order = np.lexsort((ts, codes)) if codes is not None else np.argsort(ts, kind="stable")
+    return table.take(pa.array(order))
 
 
 def _no_data_message(

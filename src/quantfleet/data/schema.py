@@ -21,6 +21,7 @@ __all__ = [
 ]
 
 TS_TYPE = pa.timestamp("us", tz="UTC")
+SOURCE_KEY = "quantfleet.source"  # schema metadata: where a batch of bars came from, for messages
 PRICE_FIELDS = ("open", "high", "low", "close")
 VALUE_FIELDS = (*PRICE_FIELDS, "volume")
 

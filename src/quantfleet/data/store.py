@@ -47,6 +47,7 @@ from quantfleet.data.schema import (
     CORPORATE_ACTIONS_SCHEMA,
     INSTRUMENTS_SCHEMA,
     PARTITION_COLUMNS,
+    SOURCE_KEY,
     STORED_BARS_SCHEMA,
 )
 from quantfleet.data.storage import StorageOptions, is_remote, normalize_url, storage_errors
@@ -464,8 +465,9 @@ class MarketDataStore:
     ) -> Iterator[pa.RecordBatch]:
         try:
             for raw in batches:
+                origin = (raw.schema.metadata or {}).get(SOURCE_KEY.encode(), source.encode()).decode()
                 table, notes = check_bars(
-                    coerce_bars(raw, source=source), frequency=freq, calendar=calendar, off_session=off, source=source
+                    coerce_bars(raw, source=origin), frequency=freq, calendar=calendar, off_session=off, source=origin
                 )
                 state.absorb(table, notes, freq)
                 stored = _to_stored(table, freq)
@@ -587,6 +589,8 @@ class _IngestState:
 
     def absorb(self, table: pa.Table, notes: ValidationNotes, freq: Frequency) -> None:
         """Check ``table`` against earlier batches and the table, then count it."""
+        if table.num_rows == 0:
+            return
         symbols = table.column("symbol").to_numpy(zero_copy_only=False)
         ts = table.column("ts").cast(pa.int64()).to_numpy()
         bounds = np.flatnonzero(np.r_[True, symbols[1:] != symbols[:-1], True])

@@ -23,7 +23,8 @@ from quantfleet.data.schema import BARS_SCHEMA, PRICE_FIELDS, TS_TYPE, VALUE_FIE
 
 __all__ = ["OffSession", "ValidationNotes", "check_bars", "coerce_bars", "validate_symbol"]
 
-SYMBOL_RE = re.compile(r"^[A-Z0-9][A-Z0-9.\-_^=/:]{0,31}$")
+# Symbols become partition folder names, so no path separators.
+SYMBOL_RE = re.compile(r"^[A-Z0-9^][A-Z0-9.\-_^=]{0,31}$")
 _US_PER_DAY = 86_400_000_000
 _EXAMPLES = 3
 _LOOSE_SCHEMA = pa.schema([pa.field(f.name, f.type) for f in BARS_SCHEMA])
@@ -51,7 +52,7 @@ def validate_symbol(symbol: str) -> str:
     norm = symbol.strip().upper()
     if not SYMBOL_RE.match(norm):
         raise InvalidBarsError(
-            f"invalid symbol {symbol!r}: use 1-32 letters, digits or . - _ ^ = / : "
+            f"invalid symbol {symbol!r}: use 1-32 letters, digits or . - _ ^ = "
             "(for example AAPL, BRK.B, ^GSPC, BTC-USD)"
         )
     return norm
@@ -134,7 +135,7 @@ def check_bars(
         _raise(problems, source)
     for symbol in pc.unique(table.column("symbol")).to_pylist():
         if not SYMBOL_RE.match(symbol):
-            problems.append(f"invalid symbol {symbol!r} (use letters, digits and . - _ ^ = / :)")
+            problems.append(f"invalid symbol {symbol!r} (use letters, digits and . - _ ^ =)")
     v = {name: table.column(name).to_numpy() for name in VALUE_FIELDS}
     prices = np.column_stack([v[name] for name in PRICE_FIELDS]) if n else np.empty((0, 4))
     bad = np.asarray(~np.isfinite(prices).all(axis=1) | (prices <= 0).any(axis=1))

@@ -20,11 +20,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from quantfleet.core.errors import InvalidBarsError
 from quantfleet.core.types import Frequency
+from quantfleet.data.schema import SOURCE_KEY
 from quantfleet.data.validate import validate_symbol
 
 __all__ = ["FileLayout", "read_bar_files"]
@@ -154,7 +156,7 @@ def _to_bars(table: pa.Table, path: Path, layout: FileLayout, frequency: Frequen
         )
     n = table.num_rows
     if "symbol" in mapping:
-        symbol_col = table.column(mapping["symbol"]).cast(pa.string())
+        symbol_col = pc.utf8_upper(pc.utf8_trim_whitespace(table.column(mapping["symbol"]).cast(pa.string())))
     else:
         if layout.symbol and multi:
             raise InvalidBarsError("--symbol names the symbol of one file; with several files each file's name is used")
@@ -169,7 +171,8 @@ def _to_bars(table: pa.Table, path: Path, layout: FileLayout, frequency: Frequen
                 f"(e.g. {_first_non_number(col)!r}); fix those rows"
             )
         columns[name] = col.cast(pa.float64())
-    return pa.table(columns)
+    # The store names this file in any validation error.
+    return pa.table(columns).replace_schema_metadata({SOURCE_KEY: source})
 
 
 def _first_non_number(col: pa.ChunkedArray) -> str:
