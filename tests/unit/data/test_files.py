@@ -111,7 +111,7 @@ def test_a_bad_file_among_good_ones_writes_nothing(tmp_path: Path, store: Market
     good = write(tmp_path / "AAPL.csv", YAHOO_STYLE)
     bad = write(tmp_path / "MSFT.csv", YAHOO_STYLE.replace("183.89", "-1"))
     store.ingest_bars(read_bar_files([good], frequency="1d"), frequency="1d")
-    with pytest.raises(InvalidBarsError, match="MSFT.csv"):
+    with pytest.raises(InvalidBarsError, match=r"MSFT\.csv"):
         store.ingest_bars(
             read_bar_files([write(tmp_path / "IBM.csv", YAHOO_STYLE), bad], frequency="1d"), frequency="1d"
         )
