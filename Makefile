@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: demo test lint bench clean system-deps
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml | system-deps
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 	  { echo "quantfleet needs Python 3.11 or newer; found $$($(PYTHON) --version)"; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || \
@@ -21,11 +21,12 @@ $(STAMP): pyproject.toml
 system-deps:
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  missing=""; for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	  $(PYTHON) -c 'import ensurepip' 2>/dev/null || missing="$$missing python3-venv"; \
 	  if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi; \
 	fi
 DEBIAN_PACKAGES :=
 
-demo: $(STAMP) system-deps
+demo: $(STAMP)
 	$(BIN)/quantfleet demo
 
 lint: $(STAMP)
@@ -33,7 +34,7 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 
-test: $(STAMP) system-deps lint
+test: $(STAMP) lint
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
