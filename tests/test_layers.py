@@ -24,6 +24,7 @@ def test_public_api_is_pinned() -> None:
         "Frequency",
         "InfrastructureError",
         "QuantfleetError",
+        "Strategy",
         "UserError",
         "__version__",
     ]

@@ -2,6 +2,7 @@
 
 from quantfleet.core.errors import InfrastructureError, QuantfleetError, UserError
 from quantfleet.core.types import Adjustment, Frequency
+from quantfleet.strategy import Strategy
 
 __version__ = "0.1.0"
 
@@ -10,6 +11,7 @@ __all__ = [
     "Frequency",
     "InfrastructureError",
     "QuantfleetError",
+    "Strategy",
     "UserError",
     "__version__",
 ]

@@ -1,0 +1,278 @@
+"""The simulated broker: accepts orders, matches them against bars, books fills.
+
+Fill rules (see also :mod:`quantfleet.engine.config`):
+
+- market: the next bar's open (or, with ``fill_at="close"``, this bar's close);
+- limit buy: the open if it is at or below the limit, else the limit if the
+  low reaches it (sells mirror this);
+- stop buy: triggers when the high reaches the stop and fills at the stop, or
+  at the open when the open gaps above it (sells mirror this);
+- stop-limit: triggers like a stop, then fills like a limit; on the bar that
+  triggers intrabar it fills only if the limit is at least as good as the stop;
+- with ``volume_limit`` an order takes at most that share of a bar's volume;
+  the rest stays open (partial fills);
+- target orders (``order_target_*``) resolve to a quantity at fill time, at
+  the fill price; if cash or leverage do not allow all of it, they fill what
+  they can. Orders with an explicit quantity are rejected instead, with the
+  reason.
+- day orders expire at the end of the session they first could fill in.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from datetime import datetime
+
+import numpy as np
+
+from quantfleet.core.orders import Fill, Order, OrderStatus, OrderType, Target, TimeInForce
+from quantfleet.engine.config import EngineConfig
+from quantfleet.engine.feed import Feed
+from quantfleet.engine.portfolio import SimPortfolio
+from quantfleet.strategy.context import RiskRule
+
+__all__ = ["SimBroker"]
+
+_US_PER_DAY = 86_400_000_000
+_EPS = 1e-9
+
+
+class SimBroker:
+    """Order book and matching engine of one backtest."""
+
+    def __init__(
+        self,
+        feed: Feed,
+        config: EngineConfig,
+        portfolio: SimPortfolio,
+        *,
+        on_fill: Callable[[Fill], None],
+        time: Callable[[int], datetime],
+        open_marks: np.ndarray,
+        close_marks: np.ndarray,
+    ) -> None:
+        self._feed = feed
+        self._cfg = config
+        self._book = portfolio
+        self._on_fill = on_fill
+        self._time = time
+        self._index = {s: j for j, s in enumerate(feed.symbols)}
+        f = feed.fields
+        self._o, self._h, self._l, self._c, self._v = f["open"], f["high"], f["low"], f["close"], f["volume"]
+        self._days = feed.ts // _US_PER_DAY
+        # Other positions are marked at prices known when a fill happens: this bar's
+        # open for fills at the open, its close for fills at the close (never later).
+        self._open_marks, self._close_marks = open_marks, close_marks
+        self.open: list[Order] = []
+        self.orders: list[Order] = []
+        self.fills: list[Fill] = []
+        self.rules: list[RiskRule] = []
+        self._expires: dict[int, int] = {}
+        self._next_id = 1
+
+    # -- submission ------------------------------------------------------------
+
+    def submit(self, order: Order, i: int, mark: float) -> Order:
+        """Accept ``order`` placed at bar ``i`` (``mark`` is the price it is judged at), or reject it."""
+        order.id = self._next_id
+        self._next_id += 1
+        self.orders.append(order)
+        reason = self._check(order, mark)
+        if reason:
+            order.status, order.reason = OrderStatus.REJECTED, reason
+            return order
+        if order.tif is TimeInForce.DAY:
+            first = i + 1 if self._cfg.fill_at == "next_open" or order.type is not OrderType.MARKET else i
+            self._expires[order.id] = int(self._days[min(first, len(self._days) - 1)])
+        self.open.append(order)
+        return order
+
+    def _check(self, order: Order, mark: float) -> str:
+        if order.symbol not in self._index:
+            return f"{order.symbol} is not in the universe ({', '.join(self._feed.symbols[:10])})"
+        for name in ("limit_price", "stop_price"):
+            value = getattr(order, name)
+            if value is not None and not (value > 0 and math.isfinite(value)):
+                return f"{name.replace('_', ' ')} must be a positive number, got {value}"
+        if order.target is None:
+            if not math.isfinite(order.quantity) or order.quantity == 0:
+                return f"quantity must be a non-zero number, got {order.quantity}"
+            if not self._cfg.fractional and not float(order.quantity).is_integer():
+                return f"quantity {order.quantity} is fractional; trade whole units or set fractional=True"
+            held = self._book.position(self._index[order.symbol])
+            if not self._cfg.allow_short and held + order.quantity < -_EPS:
+                return f"shorting is disabled: selling {-order.quantity:g} {order.symbol} with {held:g} held"
+        if math.isfinite(mark):
+            for rule in self.rules:
+                reason = rule.check(order, price=mark, portfolio=self._book)
+                if reason:
+                    return reason
+        return ""
+
+    def cancel(self, order: Order) -> None:
+        """Cancel ``order`` if it is still open."""
+        if order.status is OrderStatus.OPEN:
+            order.status = OrderStatus.CANCELLED
+            order.reason = order.reason or "cancelled by the strategy"
+            self.open.remove(order)
+
+    # -- matching --------------------------------------------------------------
+
+    def process(self, i: int, *, at_close: bool = False) -> None:
+        """Match open orders against bar ``i`` (only market orders when ``at_close``)."""
+        day = self._days[i]
+        for order in list(self.open):
+            expiry = self._expires.get(order.id)
+            if expiry is not None and day > expiry:
+                self._done(order, OrderStatus.EXPIRED, "day order not filled by the end of its session")
+                continue
+            if at_close and order.type is not OrderType.MARKET:
+                continue
+            j = self._index[order.symbol]
+            o = self._c[i, j] if at_close else self._o[i, j]
+            if o != o:  # no bar for this symbol now (NaN)
+                continue
+            self._try_fill(order, i, j, o, self._close_marks[i] if at_close else self._open_marks[i])
+
+    def _price(self, order: Order, buy: bool, i: int, j: int, o: float) -> float | None:
+        if order.type is OrderType.MARKET:
+            return o
+        h, low = self._h[i, j], self._l[i, j]
+        if order.type in (OrderType.STOP, OrderType.STOP_LIMIT) and not order.stop_triggered:
+            stop = order.stop_price
+            assert stop is not None
+            if (buy and o >= stop) or (not buy and o <= stop):
+                order.stop_triggered = True
+                if order.type is OrderType.STOP:
+                    return o
+            elif (buy and h >= stop) or (not buy and low <= stop):
+                order.stop_triggered = True
+                if order.type is OrderType.STOP:
+                    return stop
+                limit = order.limit_price
+                assert limit is not None
+                ok = limit >= stop if buy else limit <= stop
+                return stop if ok else None
+            else:
+                return None
+        limit = order.limit_price
+        assert limit is not None
+        if buy:
+            return o if o <= limit else (limit if low <= limit else None)
+        return o if o >= limit else (limit if h >= limit else None)
+
+    def _resolve(self, order: Order, j: int, price: float, prices: np.ndarray) -> float:
+        """Return the signed quantity a target order still needs at ``price``."""
+        held = self._book.position(j)
+        if order.target is Target.QUANTITY:
+            want = order.target_value
+        else:
+            value = order.target_value
+            if order.target is Target.PERCENT:
+                value *= self._book.equity_at(j, price, prices)
+            want = value / price
+        if not self._cfg.fractional:
+            want = float(math.trunc(want + (_EPS if want > 0 else -_EPS)))
+        if not self._cfg.allow_short:
+            want = max(want, 0.0)
+        return want - held
+
+    def _try_fill(self, order: Order, i: int, j: int, o: float, prices: np.ndarray) -> None:
+        if order.target is not None:
+            qty = self._resolve(order, j, o if order.type is OrderType.MARKET else (order.limit_price or o), prices)
+            if abs(qty) < _EPS:
+                self._done(order, OrderStatus.CANCELLED, "already at target")
+                return
+            order.quantity = order.filled_quantity + qty
+        buy = order.remaining > 0
+        price = self._price(order, buy, i, j, o)
+        if price is None:
+            return
+        qty = order.remaining
+        volume = self._v[i, j]
+        if self._cfg.volume_limit is not None:
+            cap = self._cfg.volume_limit * volume
+            cap = cap if self._cfg.fractional else math.floor(cap)
+            if cap <= 0:
+                return
+            qty = math.copysign(min(abs(qty), cap), qty)
+        fill_price = self._cfg.slippage.price(price, qty, volume)
+        qty, reason = self._afford(order, j, qty, price, fill_price, prices)
+        if reason:
+            self._done(order, OrderStatus.REJECTED, reason)
+            return
+        if qty == 0:
+            return
+        self._book_fill(order, i, j, qty, price, fill_price)
+
+    def _afford(
+        self, order: Order, j: int, qty: float, price: float, fill_price: float, prices: np.ndarray
+    ) -> tuple[float, str]:
+        """Return the quantity that cash and leverage allow; a reason when an explicit order must be rejected."""
+        limit = self._cfg.max_leverage
+        book = self._book
+        held = book.position(j)
+        marks = prices.copy()
+        marks[j] = price
+        q = book.quantity
+        others = float(np.nansum(np.abs(q * marks))) - abs(held * price)
+        equity = book.equity_at(j, price, prices)
+
+        def fits(x: float) -> bool:
+            cost = self._cfg.commission.cost(x, fill_price) + x * (fill_price - price)
+            return others + abs(held + x) * price <= limit * (equity - cost) * (1 + _EPS) + _EPS
+
+        reducing = abs(held + qty) < abs(held) and (held > 0) == (held + qty > 0)
+        if reducing or fits(qty):
+            return qty, ""
+        if order.target is None:
+            need = qty * fill_price + self._cfg.commission.cost(qty, fill_price)
+            return 0.0, (
+                f"insufficient buying power: {'buying' if qty > 0 else 'selling'} {abs(qty):g} {order.symbol} at "
+                f"{fill_price:,.4f} needs {abs(need):,.2f} with cash {book.cash:,.2f}, equity {equity:,.2f} "
+                f"and max leverage {limit:g}"
+            )
+        # A target order fills what buying power allows.
+        room = (limit * equity - others) / price
+        best = math.copysign(max(0.0, room - abs(held)), qty) if abs(held + qty) > abs(held) else qty
+        if not self._cfg.fractional:
+            best = float(math.trunc(best))
+        while best != 0 and not fits(best):
+            best = best - math.copysign(1.0 if not self._cfg.fractional else abs(best) * 1e-6, best)
+            if not self._cfg.fractional:
+                best = float(math.trunc(best))
+        return best, ""
+
+    def _book_fill(self, order: Order, i: int, j: int, qty: float, price: float, fill_price: float) -> None:
+        commission = self._cfg.commission.cost(qty, fill_price)
+        slippage = abs(qty * (fill_price - price))
+        self._book.apply_fill(j, qty, fill_price, commission, slippage)
+        total = order.filled_quantity + qty
+        order.average_price = (order.average_price * order.filled_quantity + fill_price * qty) / total
+        order.filled_quantity = total
+        fill = Fill(order.id, order.symbol, self._time(i), qty, fill_price, commission, slippage)
+        self.fills.append(fill)
+        if abs(order.remaining) < _EPS:
+            self._done(order, OrderStatus.FILLED, "")
+        self._on_fill(fill)
+
+    def _done(self, order: Order, status: OrderStatus, reason: str) -> None:
+        order.status, order.reason = status, reason
+        if order in self.open:
+            self.open.remove(order)
+
+    def split(self, j: int, ratio: float) -> None:
+        """Adjust open orders of symbol ``j`` for a split."""
+        symbol = self._feed.symbols[j]
+        for order in self.open:
+            if order.symbol == symbol:
+                if order.target is None:
+                    order.quantity *= ratio
+                    order.filled_quantity *= ratio
+                elif order.target is Target.QUANTITY:
+                    order.target_value *= ratio
+                if order.limit_price is not None:
+                    order.limit_price /= ratio
+                if order.stop_price is not None:
+                    order.stop_price /= ratio

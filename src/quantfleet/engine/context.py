@@ -1,0 +1,255 @@
+"""The simulator's side of the strategy contract: what ``ctx`` and ``bars`` are in a backtest."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+
+from quantfleet.core.errors import UserError
+from quantfleet.core.orders import Order, OrderType, Target, TimeInForce
+from quantfleet.engine.broker import SimBroker
+from quantfleet.engine.feed import FIELDS, Feed
+from quantfleet.engine.portfolio import SimPortfolio
+from quantfleet.strategy.context import RiskRule
+from quantfleet.strategy.series import Cursor, Line
+
+__all__ = ["SimBars", "SimContext"]
+
+
+class SimBars:
+    """The bars of the current timestamp; values are read from the feed, nothing is copied."""
+
+    __slots__ = ("_cols", "_cursor", "_feed", "_index", "_lists", "_present", "_symbols")
+
+    def __init__(self, feed: Feed, cursor: Cursor) -> None:
+        self._feed = feed
+        self._cursor = cursor
+        self._index = {s: j for j, s in enumerate(feed.symbols)}
+        self._symbols = feed.symbols
+        close = feed.fields["close"]
+        self._present = ~np.isnan(close).any(axis=1)  # rows where every symbol has a bar
+        self._lists: dict[str, list[list[float]]] = {}
+
+    @property
+    def ts(self) -> datetime:
+        """Return the current bar's timestamp (UTC)."""
+        return self._feed.time(self._cursor[0])
+
+    @property
+    def symbols(self) -> Sequence[str]:
+        """Return the symbols that have a bar now."""
+        i = self._cursor[0]
+        if self._present[i]:
+            return self._symbols
+        row = self._feed.fields["close"][i]
+        return tuple(s for s, v in zip(self._symbols, row, strict=True) if v == v)
+
+    def _get(self, field: str, symbol: str) -> float:
+        columns = self._lists.get(field)
+        if columns is None:
+            # Python lists index faster than NumPy scalars; built once, on first use.
+            columns = self._lists[field] = [list(map(float, col)) for col in self._feed.fields[field].T]
+        return columns[self._index[symbol]][self._cursor[0]]
+
+    def open(self, symbol: str) -> float:
+        """Return the current bar's open of ``symbol`` (NaN if it has no bar now)."""
+        return self._get("open", symbol)
+
+    def high(self, symbol: str) -> float:
+        """Return the current bar's high."""
+        return self._get("high", symbol)
+
+    def low(self, symbol: str) -> float:
+        """Return the current bar's low."""
+        return self._get("low", symbol)
+
+    def close(self, symbol: str) -> float:
+        """Return the current bar's close."""
+        return self._get("close", symbol)
+
+    def volume(self, symbol: str) -> float:
+        """Return the current bar's volume."""
+        return self._get("volume", symbol)
+
+
+class _BarLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """Prefix strategy log lines with the bar's time, so logs are reproducible."""
+
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        ctx = self.extra["ctx"]  # type: ignore[index]
+        return f"[{ctx.time:%Y-%m-%d %H:%M}] {msg}", kwargs
+
+
+class SimContext:
+    """``ctx`` in a backtest: data views that end at the current bar, the books, order entry."""
+
+    def __init__(
+        self,
+        feed: Feed,
+        cursor: Cursor,
+        portfolio: SimPortfolio,
+        broker: SimBroker,
+        *,
+        seed: int,
+        logger: logging.Logger,
+        close_marks: np.ndarray,
+    ) -> None:
+        self._feed = feed
+        self._cursor = cursor
+        self._book = portfolio
+        self._broker = broker
+        self._index = {s: j for j, s in enumerate(feed.symbols)}
+        self._close_marks = close_marks
+        self.universe: tuple[str, ...] = feed.symbols
+        self.random = np.random.default_rng(seed)
+        self.log = _BarLog(logger, {"ctx": self})
+        self.subscriptions: dict[str, Any] = {}
+        self._history: dict[str, np.ndarray] = {}
+
+    # -- time and state --------------------------------------------------------
+
+    @property
+    def time(self) -> datetime:
+        """Return the current bar's timestamp (UTC)."""
+        return self._feed.time(self._cursor[0])
+
+    @property
+    def bar_index(self) -> int:
+        """Return the index of the current bar."""
+        return self._cursor[0]
+
+    @property
+    def portfolio(self) -> SimPortfolio:
+        """Return the books, marked at the current close."""
+        return self._book
+
+    def position(self, symbol: str) -> float:
+        """Return the signed quantity held of ``symbol``."""
+        return self._book.position(self._symbol(symbol))
+
+    # -- data ------------------------------------------------------------------
+
+    def subscribe(
+        self, symbols: Sequence[str] | str, *, frequency: str | None = None, fields: Sequence[str] | None = None
+    ) -> None:
+        """Declare the data the strategy needs (the universe is loaded; this records and checks the choice)."""
+        names = [symbols] if isinstance(symbols, str) else list(symbols)
+        for name in names:
+            self._symbol(name)
+        if frequency is not None and frequency != self._feed.frequency.value:
+            raise UserError(
+                f"the strategy subscribes to {frequency} bars but the run loads {self._feed.frequency.value}; "
+                f"run it with --frequency {frequency}"
+            )
+        for name in names:
+            self.subscriptions[name] = tuple(fields or FIELDS)
+
+    def _symbol(self, symbol: str) -> int:
+        try:
+            return self._index[symbol]
+        except KeyError:
+            raise UserError(f"{symbol!r} is not in this run's universe ({', '.join(self.universe[:10])})") from None
+
+    def history(self, symbol: str, field: str, n: int) -> np.ndarray:
+        """Return the last ``n`` values of ``field`` up to the current bar: a read-only view, no copy."""
+        if field not in FIELDS:
+            raise UserError(f"unknown field {field!r}; use one of {', '.join(FIELDS)}")
+        j = self._symbol(symbol)
+        key = f"{field}:{j}"
+        column = self._history.get(key)
+        if column is None:
+            column = self._history[key] = np.ascontiguousarray(self._feed.fields[field][:, j])
+            column.flags.writeable = False
+        i = self._cursor[0] + 1
+        return column[max(0, i - n) : i]
+
+    def indicator(
+        self, func: Callable[..., np.ndarray], field: str | Sequence[str] = "close", *args: Any, symbol: str
+    ) -> Line:
+        """Compute ``func(values, *args)`` once over the whole series and show it bar by bar.
+
+        ``func`` must use only bars ``0..i`` for its value at bar ``i`` (every
+        indicator in :mod:`quantfleet.strategy.indicators` does).
+        """
+        j = self._symbol(symbol)
+        fields = [field] if isinstance(field, str) else list(field)
+        inputs = [self._feed.fields[f][:, j] for f in fields]
+        values = np.asarray(func(*inputs, *args), dtype=np.float64)
+        if values.shape != (self._feed.n_bars,):
+            raise UserError(
+                f"indicator {getattr(func, '__name__', func)} returned shape {values.shape}; "
+                f"it must return one value per bar ({self._feed.n_bars})"
+            )
+        return Line(values, self._cursor, name=f"{getattr(func, '__name__', 'indicator')}({symbol})")
+
+    # -- orders ----------------------------------------------------------------
+
+    def _submit(self, order: Order) -> Order:
+        mark = float(self._close_marks[self._cursor[0], self._index.get(order.symbol, 0)])
+        return self._broker.submit(order, self._cursor[0], mark)
+
+    def order(
+        self,
+        symbol: str,
+        quantity: float,
+        *,
+        limit_price: float | None = None,
+        stop_price: float | None = None,
+        tif: TimeInForce | str = TimeInForce.GTC,
+        tag: str = "",
+    ) -> Order:
+        """Place an order for ``quantity`` units (negative sells): market, limit, stop or stop-limit."""
+        kind = _kind(limit_price, stop_price)
+        return self._submit(
+            Order(0, symbol, float(quantity), kind, limit_price, stop_price, TimeInForce(tif), self.time, tag=tag)
+        )
+
+    def _target(self, symbol: str, target: Target, value: float, kw: dict[str, Any]) -> Order | None:
+        limit, stop = kw.pop("limit_price", None), kw.pop("stop_price", None)
+        tif, tag = TimeInForce(kw.pop("tif", TimeInForce.GTC)), kw.pop("tag", "")
+        if kw:
+            raise UserError(f"unknown order option(s) {', '.join(kw)}; use limit_price, stop_price, tif, tag")
+        # A new target replaces any open target order for the symbol.
+        for old in list(self._broker.open):
+            if old.symbol == symbol and old.target is not None:
+                self._broker.cancel(old)
+        order = Order(0, symbol, 0.0, _kind(limit, stop), limit, stop, tif, self.time, target, float(value), tag=tag)
+        return self._submit(order)
+
+    def order_target_quantity(self, symbol: str, quantity: float, **kw: Any) -> Order | None:
+        """Move the position in ``symbol`` to ``quantity`` units (resolved when the order fills)."""
+        return self._target(symbol, Target.QUANTITY, quantity, kw)
+
+    def order_target_value(self, symbol: str, value: float, **kw: Any) -> Order | None:
+        """Move the position in ``symbol`` to ``value`` in cash terms (resolved at the fill price)."""
+        return self._target(symbol, Target.VALUE, value, kw)
+
+    def order_target_percent(self, symbol: str, percent: float, **kw: Any) -> Order | None:
+        """Move the position in ``symbol`` to ``percent`` of equity (1.0 = 100%, resolved at the fill price)."""
+        return self._target(symbol, Target.PERCENT, percent, kw)
+
+    def cancel(self, order: Order) -> None:
+        """Cancel an open order."""
+        self._broker.cancel(order)
+
+    def open_orders(self, symbol: str | None = None) -> list[Order]:
+        """Return open orders, of one symbol or all."""
+        return [o for o in self._broker.open if symbol is None or o.symbol == symbol]
+
+    def add_risk_rule(self, rule: RiskRule) -> None:
+        """Check every later order against ``rule`` (e.g. MaxPosition, MaxLeverage)."""
+        self._broker.rules.append(rule)
+
+
+def _kind(limit: float | None, stop: float | None) -> OrderType:
+    if limit is not None and stop is not None:
+        return OrderType.STOP_LIMIT
+    if limit is not None:
+        return OrderType.LIMIT
+    if stop is not None:
+        return OrderType.STOP
+    return OrderType.MARKET

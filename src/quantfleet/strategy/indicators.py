@@ -1,0 +1,79 @@
+"""Vectorized indicators over whole arrays (NaN during warm-up), for ``ctx.indicator``.
+
+Each takes a float array and returns an array of the same length, whose value
+at bar ``i`` uses only bars ``0..i``: computing them once over the whole
+series does not look ahead.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["crossover", "ema", "rolling_std", "rsi", "sma"]
+
+
+def sma(values: np.ndarray, n: int) -> np.ndarray:
+    """Return the simple moving average over ``n`` bars (NaN for the first ``n - 1``)."""
+    x = np.asarray(values, dtype=np.float64)
+    out = np.full(len(x), np.nan)
+    if n <= 0:
+        raise ValueError("sma window must be positive")
+    if len(x) >= n:
+        csum = np.cumsum(np.r_[0.0, x])
+        out[n - 1 :] = (csum[n:] - csum[:-n]) / n
+    return out
+
+
+def ema(values: np.ndarray, n: int) -> np.ndarray:
+    """Return the exponential moving average with alpha 2/(n+1), seeded by the first SMA."""
+    x = np.asarray(values, dtype=np.float64)
+    out = np.full(len(x), np.nan)
+    if len(x) < n:
+        return out
+    alpha = 2.0 / (n + 1)
+    out[n - 1] = x[:n].mean()
+    for i in range(n, len(x)):
+        out[i] = alpha * x[i] + (1 - alpha) * out[i - 1]
+    return out
+
+
+def rolling_std(values: np.ndarray, n: int, ddof: int = 1) -> np.ndarray:
+    """Return the rolling standard deviation over ``n`` bars."""
+    x = np.asarray(values, dtype=np.float64)
+    out = np.full(len(x), np.nan)
+    if len(x) >= n:
+        windows = np.lib.stride_tricks.sliding_window_view(x, n)
+        out[n - 1 :] = windows.std(axis=1, ddof=ddof)
+    return out
+
+
+def rsi(values: np.ndarray, n: int = 14) -> np.ndarray:
+    """Return Wilder's relative strength index."""
+    x = np.asarray(values, dtype=np.float64)
+    out = np.full(len(x), np.nan)
+    if len(x) <= n:
+        return out
+    delta = np.diff(x)
+    gain, loss = np.clip(delta, 0, None), np.clip(-delta, 0, None)
+    avg_gain, avg_loss = gain[:n].mean(), loss[:n].mean()
+    for i in range(n, len(x)):
+        if i > n:
+            avg_gain = (avg_gain * (n - 1) + gain[i - 1]) / n
+            avg_loss = (avg_loss * (n - 1) + loss[i - 1]) / n
+        out[i] = 100.0 if avg_loss == 0 else 100.0 - 100.0 / (1.0 + avg_gain / avg_loss)
+    return out
+
+
+def crossover(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Return +1 where ``a`` crosses above ``b`` at a bar, -1 where below, else 0.
+
+    A cross at bar ``i`` means ``a < b`` at ``i - 1`` and ``a > b`` at ``i``
+    (strictly; NaN never crosses), the convention of backtesting.py.
+    """
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    out = np.zeros(len(a))
+    up = (a[:-1] < b[:-1]) & (a[1:] > b[1:])
+    down = (a[:-1] > b[:-1]) & (a[1:] < b[1:])
+    out[1:][up] = 1.0
+    out[1:][down] = -1.0
+    return out
