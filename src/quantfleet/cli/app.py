@@ -14,6 +14,7 @@ from rich.console import Console
 
 from quantfleet import __version__
 from quantfleet.cli import data as data_cli
+from quantfleet.cli.backtest import backtest
 from quantfleet.cli.common import state
 from quantfleet.core.errors import InfrastructureError, QuantfleetError, UserError
 from quantfleet.core.settings import load_settings
@@ -28,6 +29,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(data_cli.app, name="data")
+app.command("backtest")(backtest)
 err = Console(stderr=True)
 
 

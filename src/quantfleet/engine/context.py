@@ -80,7 +80,7 @@ class _BarLog(logging.LoggerAdapter):  # type: ignore[type-arg]
     """Prefix strategy log lines with the bar's time, so logs are reproducible."""
 
     def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
-        ctx = self.extra["ctx"]  # type: ignore[index]
+        ctx: Any = self.extra["ctx"]  # type: ignore[index]
         return f"[{ctx.time:%Y-%m-%d %H:%M}] {msg}", kwargs
 
 

@@ -1,0 +1,189 @@
+"""Run one backtest spec and write its run folder: the code a sandboxed child executes.
+
+A run folder holds::
+
+    manifest.json    what reproduces the run: code hash, parameters, snapshot id, engine settings, version, seed
+    metrics.json     summary metrics (stable keys)
+    equity.parquet   ts, equity, cash, gross and net exposure per bar
+    positions.parquet, orders.parquet, fills.parquet, trades.parquet
+    log.txt          the strategy's log lines, stamped with bar time
+
+The same spec on the same snapshot writes byte-identical files: nothing in
+them depends on the wall clock or the machine. The folder appears whole or not
+at all (written aside, then renamed into place).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow.parquet as pq
+from pydantic import BaseModel, ConfigDict, Field
+
+from quantfleet import __version__
+from quantfleet.analytics.metrics import TRADING_DAYS, summary
+from quantfleet.core.types import Frequency
+from quantfleet.data import MarketDataStore
+from quantfleet.engine import EngineConfig, load_feed, run_backtest
+from quantfleet.engine.feed import Feed
+from quantfleet.engine.results import BacktestResult
+from quantfleet.strategy.loader import load_strategy
+
+__all__ = ["BacktestSpec", "RunOutcome", "periods_per_year", "run_spec"]
+
+ProgressFn = Callable[[int, int], None]
+
+
+class BacktestSpec(BaseModel):
+    """Everything that defines a backtest."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    strategy: Path
+    class_name: str | None = None
+    symbols: tuple[str, ...]
+    start: str | None = None
+    end: str | None = None
+    frequency: Frequency = Frequency.DAILY
+    snapshot: int | str | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    engine: EngineConfig = Field(default_factory=EngineConfig)
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """Where a run was written and what it measured."""
+
+    run_dir: Path
+    metrics: dict[str, float | None]
+    manifest: dict[str, Any]
+    result: BacktestResult
+
+
+def periods_per_year(feed: Feed) -> float:
+    """Return bars per year: 252 for daily bars; 252 x the median bars per session intraday."""
+    if not feed.frequency.is_intraday or feed.n_bars == 0:
+        return float(TRADING_DAYS)
+    days = feed.ts // 86_400_000_000
+    _, counts = np.unique(days, return_counts=True)
+    return float(TRADING_DAYS * np.median(counts))
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n")
+
+
+def run_spec(
+    spec: BacktestSpec,
+    store: MarketDataStore,
+    run_dir: Path,
+    *,
+    progress: ProgressFn | None = None,
+    log_stream: Any = None,
+) -> RunOutcome:
+    """Load, run and record ``spec`` into ``run_dir`` (replaced if it exists)."""
+    loaded = load_strategy(spec.strategy, class_name=spec.class_name)
+    strategy = loaded.instantiate(spec.params)
+    params = (
+        {name: getattr(strategy, name, None) for name in loaded.parameters}
+        if loaded.kind == "class"
+        else dict(getattr(strategy, "params", {}))
+    )
+    cfg = spec.engine
+    feed, first = load_feed(
+        store,
+        list(spec.symbols),
+        start=spec.start,
+        end=spec.end,
+        frequency=spec.frequency,
+        snapshot=spec.snapshot,
+        adjustment=cfg.adjustment,
+        warmup=cfg.warmup,
+    )
+    run_dir = Path(run_dir)
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{run_dir.name}.", dir=run_dir.parent))
+    try:
+        logger = logging.getLogger(f"quantfleet.strategy.{loaded.sha256[:12]}.{id(work)}")
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+        handlers: list[logging.Handler] = [logging.FileHandler(work / "log.txt", encoding="utf-8")]
+        if log_stream is not None:
+            handlers.append(logging.StreamHandler(log_stream))
+        for handler in handlers:
+            handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+            logger.addHandler(handler)
+        try:
+            result = run_backtest(
+                strategy, feed, cfg, start=first, source=loaded.path, logger=logger, progress=progress
+            )
+        finally:
+            for handler in handlers:
+                handler.close()
+                logger.removeHandler(handler)
+        metrics = _metrics(result, feed)
+        manifest = {
+            "strategy": {
+                "file": loaded.path.name,
+                "sha256": loaded.sha256,
+                "kind": str(loaded.kind),
+                "name": loaded.name,
+            },
+            "parameters": params,
+            "universe": list(feed.symbols),
+            "start": spec.start,
+            "end": spec.end,
+            "frequency": feed.frequency.value,
+            "snapshot": feed.snapshot,
+            "engine": cfg.model_dump(mode="json"),
+            "engine_version": __version__,
+            "seed": cfg.seed,
+            "bars": int(len(result.ts)),
+            "first_bar": str(feed.time(first)),
+            "last_bar": str(feed.time(feed.n_bars - 1)),
+        }
+        _write_json(work / "manifest.json", manifest)
+        _write_json(work / "metrics.json", metrics)
+        for name, table in (
+            ("equity", result.equity_table()),
+            ("positions", result.positions_table()),
+            ("orders", result.orders_table()),
+            ("fills", result.fills_table()),
+            ("trades", result.trades_table()),
+        ):
+            pq.write_table(table, work / f"{name}.parquet", compression="zstd")
+        if run_dir.exists():
+            shutil.rmtree(run_dir)
+        work.rename(run_dir)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return RunOutcome(run_dir, metrics, manifest, result)
+
+
+def _metrics(result: BacktestResult, feed: Feed) -> dict[str, float | None]:
+    trades = result.trades_table()
+    closed = trades.filter(~trades.column("open").to_numpy(zero_copy_only=False)) if trades.num_rows else trades
+    base = summary(
+        result.equity, periods_per_year=periods_per_year(feed), trades=closed.num_rows, exposure=result.gross
+    )
+    out = {k: _clean(v) for k, v in base.items()}
+    out["commission"] = _clean(result.commission)
+    out["slippage"] = _clean(result.slippage)
+    out["dividends"] = _clean(result.dividends)
+    return out
