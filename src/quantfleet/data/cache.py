@@ -12,6 +12,7 @@ warning; reads then go straight to the object store.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -72,7 +73,11 @@ class FileCache:
         return self.root / digest[:2] / f"{digest[:24]}-{name}"
 
     def fetch(self, url: str, fs: fsspec.AbstractFileSystem) -> str | None:
-        """Return a local path holding ``url``'s bytes, or None when the cache is unusable."""
+        """Return a local path holding ``url``'s bytes, or None when the file cannot be cached.
+
+        Errors reading ``url`` from ``fs`` propagate; errors writing the cache
+        folder warn and return None, so the caller reads ``url`` directly.
+        """
         if not self._check_usable():
             return None
         target = self.path_for(url)
@@ -85,52 +90,80 @@ class FileCache:
         except OSError:
             return None
         self.misses += 1
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.part")
-            fs.get_file(url, str(tmp))
-            os.replace(tmp, target)
-        except OSError as exc:
-            warnings.warn(
-                f"could not cache {url} in {self.root} ({exc}); reading it directly",
-                RuntimeWarning,
-                stacklevel=2,
-            )
+        # Delta data files are tens of MB at most; s3fs fetches large ones in
+        # parallel ranges. Reading first keeps remote errors apart from local ones.
+        data = fs.cat_file(url)
+        if not self._place(url, target, data):
             return None
-        self._added(target.stat().st_size)
+        self._added(len(data), keep=target)
         return str(target)
 
-    def _files(self) -> list[os.DirEntry[str]]:
-        out: list[os.DirEntry[str]] = []
+    def _place(self, url: str, target: Path, data: bytes) -> bool:
+        """Write ``data`` to ``target`` atomically; warn and return False if the folder refuses."""
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.part")
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_bytes(data)
+            os.replace(tmp, target)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+            warnings.warn(
+                f"could not cache {url} in {self.root} ({exc.strerror or exc}); reading it directly. "
+                "Free space there or set QUANTFLEET_CACHE_DIR to a writable folder.",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            return False
+        return True
+
+    def _files(self) -> list[tuple[int, int, str]]:
+        """Return (mtime_ns, size, path) of every cached file; skip ones deleted meanwhile."""
+        out: list[tuple[int, int, str]] = []
+        if not self.root.is_dir():
+            return out
         for sub in os.scandir(self.root):
-            if sub.is_dir():
-                out.extend(e for e in os.scandir(sub.path) if e.is_file() and not e.name.startswith("."))
+            if not sub.is_dir():
+                continue
+            for entry in os.scandir(sub.path):
+                if entry.name.startswith("."):  # in-flight downloads
+                    continue
+                try:
+                    st = entry.stat()
+                except FileNotFoundError:  # another process evicted it
+                    continue
+                out.append((st.st_mtime_ns, st.st_size, entry.path))
         return out
 
     def size_bytes(self) -> int:
         """Return the bytes the cache holds now."""
-        return sum(e.stat().st_size for e in self._files()) if self.root.exists() else 0
+        return sum(size for _, size, _ in self._files())
 
-    def _added(self, size: int) -> None:
+    def _added(self, size: int, *, keep: Path) -> None:
         with self._lock:
             if self._total is None:
                 self._total = self.size_bytes()
             else:
                 self._total += size
             if self._total > self.limit_bytes:
-                self._total = self.evict()
+                self._total = self.evict(keep=keep)
 
-    def evict(self) -> int:
-        """Delete least-recently-used files until under the threshold; return the size left."""
-        entries = sorted(self._files(), key=lambda e: e.stat().st_mtime_ns)
-        total = sum(e.stat().st_size for e in entries)
-        for entry in entries:
+    def evict(self, *, keep: Path | None = None) -> int:
+        """Delete least-recently-used files until under the threshold; return the size left.
+
+        ``keep`` (the file just fetched) is never deleted, so a file larger
+        than the threshold stays until the next eviction.
+        """
+        entries = sorted(self._files())
+        total = sum(size for _, size, _ in entries)
+        for _, size, path in entries:
             if total <= self.limit_bytes:
                 break
-            try:
-                size = entry.stat().st_size
-                os.unlink(entry.path)
-                total -= size
-            except FileNotFoundError:  # another process evicted it first
+            if keep is not None and path == str(keep):
                 continue
+            try:
+                os.unlink(path)
+            except FileNotFoundError:  # another process evicted it first
+                pass
+            total -= size
         return total

@@ -28,7 +28,7 @@ from quantfleet.core.errors import DataError, NoDataError, UnknownSymbolError
 from quantfleet.core.types import Adjustment, Frequency, SnapshotId, SnapshotRef
 from quantfleet.data.adjust import adjustment_factors
 from quantfleet.data.schema import PRICE_FIELDS, VALUE_FIELDS
-from quantfleet.data.storage import storage_errors
+from quantfleet.data.storage import is_remote, storage_errors
 
 if TYPE_CHECKING:
     from quantfleet.data.store import MarketDataStore
@@ -139,21 +139,22 @@ def _check_symbols(store: MarketDataStore, sid: SnapshotId, symbols: Sequence[st
 
 
 def _read_file(store: MarketDataStore, uri: str, columns: list[str], lo: int, hi: int, inside: bool) -> pa.Table:
-    path = uri
-    fs = None
+    filters = None
+    if not inside:
+        lo_ts = pa.scalar(lo, pa.timestamp("us", tz="UTC"))
+        hi_ts = pa.scalar(hi, pa.timestamp("us", tz="UTC"))
+        filters = (pc.field("ts") >= lo_ts) & (pc.field("ts") <= hi_ts)
+    if not is_remote(uri):
+        return pq.read_table(uri, columns=columns, filters=filters)
+    fs = store.storage.filesystem(uri)
     if store.cache is not None:
-        cached = store.cache.fetch(uri, store.storage.filesystem(uri))
+        cached = store.cache.fetch(uri, fs)
         if cached is not None:
-            path = cached
-    if path == uri and "://" in uri and not uri.startswith("file://"):
-        fs = store.storage.filesystem(uri)
-        path = uri.split("://", 1)[1]
-    if inside:
-        return pq.read_table(path, columns=columns, filesystem=fs)
-    lo_ts = pa.scalar(lo, pa.timestamp("us", tz="UTC"))
-    hi_ts = pa.scalar(hi, pa.timestamp("us", tz="UTC"))
-    expr = (pc.field("ts") >= lo_ts) & (pc.field("ts") <= hi_ts)
-    return pq.read_table(path, columns=columns, filters=expr, filesystem=fs)
+            try:
+                return pq.read_table(cached, columns=columns, filters=filters)
+            except FileNotFoundError:
+                pass  # another process evicted it between fetch and read: read it directly
+    return pq.read_table(uri.split("://", 1)[1], columns=columns, filters=filters, filesystem=fs)
 
 
 def read_bars(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,10 +34,10 @@ _UNREACHABLE = (
     "failed to connect",
     "max retries",
     "endpoint",
-    "nosuchbucket",
-    "bucket does not exist",
-    "the specified bucket does not exist",
 )
+_NO_BUCKET = ("nosuchbucket", "bucket does not exist")
+# delta-rs colours its error chains: "Generic S3 error\n  \x1b[31m↳\x1b[0m ...".
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def is_remote(url: str) -> bool:
@@ -95,22 +96,29 @@ class StorageOptions:
         if not is_remote(url):
             return fsspec.filesystem("file")
         protocol = url.split("://", 1)[0]
-        kwargs: dict[str, Any] = {}
-        if protocol in ("s3", "s3a"):
-            protocol = "s3"
-            client: dict[str, Any] = {"region_name": self.region}
-            if self.endpoint_url:
-                client["endpoint_url"] = self.endpoint_url
-            kwargs = {
-                "client_kwargs": client,
-                "config_kwargs": {
-                    "connect_timeout": self.timeout_s,
-                    "read_timeout": self.timeout_s,
-                    "retries": {"max_attempts": self.max_retries + 1},
-                },
-                "skip_instance_cache": True,
-            }
-        return fsspec.filesystem(protocol, **kwargs)
+        if protocol not in ("s3", "s3a"):
+            return fsspec.filesystem(protocol)
+        client: dict[str, Any] = {"region_name": self.region}
+        if self.endpoint_url:
+            client["endpoint_url"] = self.endpoint_url
+        # fsspec keeps one instance per these arguments (and per process and
+        # thread): building an S3 client for every data file read is slow.
+        # Listings are not cached, so tags.json written by another process is
+        # seen at once.
+        fs = fsspec.filesystem(
+            "s3",
+            client_kwargs=client,
+            config_kwargs={
+                "connect_timeout": self.timeout_s,
+                "read_timeout": self.timeout_s,
+                "retries": {"mode": "standard", "total_max_attempts": self.max_retries + 1},
+            },
+            use_listings_cache=False,
+        )
+        # botocore retries each request (above); s3fs would retry every failed
+        # call five more times on top, so an unreachable endpoint took minutes.
+        fs.retries = 1
+        return fs
 
     def describe(self, url: str) -> str:
         """Return a short description of where ``url`` lives, for messages."""
@@ -121,18 +129,38 @@ class StorageOptions:
 
 @contextlib.contextmanager
 def storage_errors(url: str, options: StorageOptions) -> Iterator[None]:
-    """Re-raise connection failures under ``url`` as :class:`StorageUnavailable`."""
+    """Re-raise connection failures and a missing bucket under ``url`` as :class:`StorageUnavailable`."""
     try:
         yield
     except StorageUnavailable:
         raise
     except Exception as exc:  # delta-rs, botocore and aiohttp raise many kinds
-        text = str(exc).lower()
-        if is_remote(url) and any(marker in text for marker in _UNREACHABLE):
-            first_line = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        if not is_remote(url):
+            raise
+        text = _ANSI.sub("", str(exc))
+        lowered = text.lower()
+        if any(marker in lowered for marker in _NO_BUCKET):
+            bucket = url.split("://", 1)[1].split("/", 1)[0]
+            endpoint = f" --endpoint-url {options.endpoint_url}" if options.endpoint_url else ""
             raise StorageUnavailable(
-                f"cannot reach the market-data store at {options.describe(url)}: {first_line}. "
+                f"the bucket {bucket!r} of the market-data store at {options.describe(url)} does not exist. "
+                f"Create it (e.g. 'aws s3 mb s3://{bucket}{endpoint}') or point QUANTFLEET_DATA_URL at an "
+                "existing bucket (and QUANTFLEET_S3_ENDPOINT_URL at the server that holds it)."
+            ) from exc
+        if any(marker in lowered for marker in _UNREACHABLE):
+            raise StorageUnavailable(
+                f"cannot reach the market-data store at {options.describe(url)}: {_summary(text, exc)}. "
                 "Check that the S3 server is running and that QUANTFLEET_S3_ENDPOINT_URL, "
                 "QUANTFLEET_DATA_URL and the AWS credentials are right."
             ) from exc
         raise
+
+
+def _summary(text: str, exc: Exception) -> str:
+    """Return the first and the last (most specific) line of an error chain."""
+    lines = [line.strip(" ↳\t") for line in text.strip().splitlines()]
+    lines = [line for line in lines if line]
+    if not lines:
+        return type(exc).__name__
+    first, last = lines[0][:200], lines[-1][:200]
+    return first if first == last else f"{first} ... {last}"

@@ -153,7 +153,7 @@ def run_spec(
             "engine": cfg.model_dump(mode="json"),
             "engine_version": __version__,
             "seed": cfg.seed,
-            "bars": int(len(result.ts)),
+            "bars": len(result.ts),
             "first_bar": str(feed.time(first)),
             "last_bar": str(feed.time(feed.n_bars - 1)),
         }
