@@ -158,12 +158,7 @@ class SimContext:
         """Return the last ``n`` values of ``field`` up to the current bar: a read-only view, no copy."""
         if field not in FIELDS:
             raise UserError(f"unknown field {field!r}; use one of {', '.join(FIELDS)}")
-        j = self._symbol(symbol)
-        key = f"{field}:{j}"
-        column = self._history.get(key)
-        if column is None:
-            column = self._history[key] = np.ascontiguousarray(self._feed.fields[field][:, j])
-            column.flags.writeable = False
+        column = self._column(field, self._symbol(symbol))
         i = self._cursor[0] + 1
         return column[max(0, i - n) : i]
 
@@ -177,14 +172,31 @@ class SimContext:
         """
         j = self._symbol(symbol)
         fields = [field] if isinstance(field, str) else list(field)
-        inputs = [self._feed.fields[f][:, j] for f in fields]
+        for name in fields:
+            if name not in FIELDS:
+                raise UserError(f"unknown field {name!r}; use one of {', '.join(FIELDS)}")
+        inputs = [self._column(name, j) for name in fields]
+        name = f"{getattr(func, '__name__', 'indicator')}({symbol})"
+        values = self._evaluate(func, inputs, args, name, self._feed.n_bars)
+        _check_causal(func, inputs, args, values, name, self._evaluate)
+        return Line(values, self._cursor, name=name)
+
+    @staticmethod
+    def _evaluate(
+        func: Callable[..., np.ndarray], inputs: list[np.ndarray], args: tuple[Any, ...], name: str, n: int
+    ) -> np.ndarray:
         values = np.asarray(func(*inputs, *args), dtype=np.float64)
-        if values.shape != (self._feed.n_bars,):
-            raise UserError(
-                f"indicator {getattr(func, '__name__', func)} returned shape {values.shape}; "
-                f"it must return one value per bar ({self._feed.n_bars})"
-            )
-        return Line(values, self._cursor, name=f"{getattr(func, '__name__', 'indicator')}({symbol})")
+        if values.shape != (n,):
+            raise UserError(f"indicator {name} returned shape {values.shape}; it must return one value per bar ({n})")
+        return values
+
+    def _column(self, field: str, j: int) -> np.ndarray:
+        key = f"{field}:{j}"
+        column = self._history.get(key)
+        if column is None:
+            column = self._history[key] = np.ascontiguousarray(self._feed.fields[field][:, j])
+            column.flags.writeable = False
+        return column
 
     # -- orders ----------------------------------------------------------------
 
@@ -243,6 +255,37 @@ class SimContext:
     def add_risk_rule(self, rule: RiskRule) -> None:
         """Check every later order against ``rule`` (e.g. MaxPosition, MaxLeverage)."""
         self._broker.rules.append(rule)
+
+
+_PROBES = (0.25, 0.5, 0.75)
+
+
+def _check_causal(
+    func: Callable[..., np.ndarray],
+    inputs: list[np.ndarray],
+    args: tuple[Any, ...],
+    values: np.ndarray,
+    name: str,
+    evaluate: Callable[..., np.ndarray],
+) -> None:
+    """Refuse an indicator whose value at a bar changes when later bars are removed (it looks ahead).
+
+    Computing an indicator over the whole series is safe only if the value at
+    bar ``i`` depends on bars ``0..i``; recomputing on prefixes checks that.
+    """
+    n = len(values)
+    for share in _PROBES:
+        k = int(n * share)
+        if k < 2:
+            continue
+        prefix = evaluate(func, [x[:k] for x in inputs], args, name, k)
+        if not np.allclose(prefix, values[:k], rtol=1e-9, atol=1e-12, equal_nan=True):
+            bad = int(np.flatnonzero(~np.isclose(prefix, values[:k], rtol=1e-9, atol=1e-12, equal_nan=True))[0])
+            raise UserError(
+                f"indicator {name} looks ahead: its value at bar {bad} changes when bars after {k - 1} are "
+                "removed. An indicator's value at a bar may use only that bar and earlier ones "
+                "(a lag uses the past: np.roll(x, 1); a lead, np.roll(x, -1), looks ahead)"
+            )
 
 
 def _kind(limit: float | None, stop: float | None) -> OrderType:

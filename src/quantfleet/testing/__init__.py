@@ -1,0 +1,5 @@
+"""Fakes shipped for tests, yours and ours: hand-made feeds and a scripted strategy."""
+
+from quantfleet.testing.market import DAY_US, ScriptedStrategy, make_feed
+
+__all__ = ["DAY_US", "ScriptedStrategy", "make_feed"]
