@@ -105,8 +105,9 @@ def test_bps_commission(run: Run) -> None:
 
 
 def test_fixed_slippage_moves_price_against_the_trader(run: Run) -> None:
-    result = run({0: lambda ctx: ctx.order("X", 10), 2: lambda ctx: ctx.order("X", -10)},
-                 slippage=FixedBpsSlippage(bps=10))
+    result = run(
+        {0: lambda ctx: ctx.order("X", 10), 2: lambda ctx: ctx.order("X", -10)}, slippage=FixedBpsSlippage(bps=10)
+    )
     assert fills(result) == [(2, 10, 10.6 * 1.001), (4, -10, 8.0 * 0.999)]
     assert result.slippage == pytest.approx(10 * 10.6 * 0.001 + 10 * 8.0 * 0.001)
 
@@ -141,15 +142,17 @@ def test_insufficient_cash_rejects_with_a_reason(run: Run) -> None:
 def test_target_percent_buys_what_cash_allows_at_the_fill_price(run: Run) -> None:
     result = run({0: lambda ctx: ctx.order_target_percent("X", 1.0)}, cash=1000.0)
     assert fills(result) == [(2, 94, 10.6)]  # floor(1000 / 10.6)
-    with_costs = run({0: lambda ctx: ctx.order_target_percent("X", 1.0)}, cash=1000.0,
-                     commission=PerShareCommission(rate=0.0, minimum=5.0))
+    with_costs = run(
+        {0: lambda ctx: ctx.order_target_percent("X", 1.0)},
+        cash=1000.0,
+        commission=PerShareCommission(rate=0.0, minimum=5.0),
+    )
     assert with_costs.fills[0].quantity == 93  # 94 x 10.6 + 5 would overdraw
     assert with_costs.cash[-1] >= 0
 
 
 def test_target_value_and_quantity(run: Run) -> None:
-    result = run({0: lambda ctx: ctx.order_target_value("X", 530.0),
-                  1: lambda ctx: ctx.order_target_quantity("X", 20)})
+    result = run({0: lambda ctx: ctx.order_target_value("X", 530.0), 1: lambda ctx: ctx.order_target_quantity("X", 20)})
     assert fills(result) == [(2, 50, 10.6), (3, -30, 11.0)]
 
 
@@ -161,8 +164,9 @@ def test_fractional_units(run: Run) -> None:
 
 
 def test_realized_pnl_average_cost_and_round_trips(run: Run) -> None:
-    result = run({0: lambda ctx: ctx.order("X", 10), 1: lambda ctx: ctx.order("X", -5),
-                  2: lambda ctx: ctx.order("X", -5)})
+    result = run(
+        {0: lambda ctx: ctx.order("X", 10), 1: lambda ctx: ctx.order("X", -5), 2: lambda ctx: ctx.order("X", -5)}
+    )
     trades = result.trades_table().to_pylist()
     assert len(trades) == 1
     trade = trades[0]

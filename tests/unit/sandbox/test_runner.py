@@ -17,8 +17,16 @@ from quantfleet.sandbox import BacktestSpec, run_spec
 from quantfleet.strategy.loader import StrategyError
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
-FILES = ("manifest.json", "metrics.json", "equity.parquet", "positions.parquet", "orders.parquet", "fills.parquet",
-         "trades.parquet", "log.txt")
+FILES = (
+    "manifest.json",
+    "metrics.json",
+    "equity.parquet",
+    "positions.parquet",
+    "orders.parquet",
+    "fills.parquet",
+    "trades.parquet",
+    "log.txt",
+)
 
 
 @pytest.fixture
@@ -31,8 +39,12 @@ def market(store: MarketDataStore) -> MarketDataStore:
 
 def spec(**kw: object) -> BacktestSpec:
     base: dict[str, object] = dict(
-        strategy=EXAMPLES / "sma_crossover.py", symbols=("AAA", "BBB", "CCC"), start="2020-01-01",
-        end="2022-12-31", frequency=Frequency.DAILY, params={"fast": 5},
+        strategy=EXAMPLES / "sma_crossover.py",
+        symbols=("AAA", "BBB", "CCC"),
+        start="2020-01-01",
+        end="2022-12-31",
+        frequency=Frequency.DAILY,
+        params={"fast": 5},
         engine=EngineConfig(commission=PerShareCommission(), warmup=20),
     )
     base.update(kw)
@@ -57,14 +69,12 @@ def test_manifest_records_what_reproduces_the_run(market: MarketDataStore, tmp_p
     assert manifest["engine_version"]
     assert manifest["first_bar"].startswith("2020-01-02")
     metrics = json.loads((outcome.run_dir / "metrics.json").read_text())
-    assert set(metrics) >= {"total_return", "cagr", "annual_volatility", "sharpe", "max_drawdown", "trades",
-                            "exposure"}
+    assert set(metrics) >= {"total_return", "cagr", "annual_volatility", "sharpe", "max_drawdown", "trades", "exposure"}
 
 
 def test_a_pinned_snapshot_reruns_identically_after_new_data(market: MarketDataStore, tmp_path: Path) -> None:
     before = run_spec(spec(snapshot=1, end=None), market, tmp_path / "a")
-    later = synthetic_bars(["AAA", "BBB", "CCC"], start=date(2023, 1, 1), end=date(2023, 3, 31), seed=9,
-                           actions=False)
+    later = synthetic_bars(["AAA", "BBB", "CCC"], start=date(2023, 1, 1), end=date(2023, 3, 31), seed=9, actions=False)
     market.ingest_bars([later.bars], frequency="1d")
     pinned = run_spec(spec(snapshot=1, end=None), market, tmp_path / "b")
     newest = run_spec(spec(end=None), market, tmp_path / "c")

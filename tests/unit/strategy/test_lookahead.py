@@ -26,7 +26,9 @@ class Spy(Strategy):
         i = ctx.bar_index
         now = bars.close("X")
         reachable = [
-            bars.close("X"), bars.high("X") - 1.0, bars.open("X"),
+            bars.close("X"),
+            bars.high("X") - 1.0,
+            bars.open("X"),
             float(ctx.history("X", "close", 10**9).max()),
             float(np.nanmax(self.line.last(10**9))) if i >= 2 else now,
             max(self.line[k] for k in range(-len(self.line), 0) if not np.isnan(self.line[k])) if i >= 2 else now,
