@@ -18,7 +18,6 @@ from quantfleet.engine import (
     run_backtest,
 )
 from quantfleet.engine.results import BacktestResult
-
 from quantfleet.testing import ScriptedStrategy, make_feed
 
 Run = Callable[..., BacktestResult]
