@@ -48,22 +48,25 @@ class FileCache:
         return int(self.capacity_bytes * self.threshold)
 
     def _check_usable(self) -> bool:
-        if self._usable is None:
-            try:
-                self.root.mkdir(parents=True, exist_ok=True)
-                probe = self.root / f".probe-{os.getpid()}"
-                probe.write_bytes(b"")
-                probe.unlink()
-                self._usable = True
-            except OSError as exc:
-                self._usable = False
-                message = (
-                    f"data cache folder {self.root} is not usable ({exc.strerror or exc}); reading "
-                    "directly from the object store, which is slower. Set QUANTFLEET_CACHE_DIR to a "
-                    "writable folder to enable the cache."
-                )
-                warnings.warn(message, RuntimeWarning, stacklevel=3)
-                log.warning(message)
+        if self._usable is not None:
+            return self._usable
+        with self._lock:  # reader threads arrive together; probe (and warn) once
+            if self._usable is None:
+                try:
+                    self.root.mkdir(parents=True, exist_ok=True)
+                    probe = self.root / f".probe-{os.getpid()}-{threading.get_ident()}"
+                    probe.write_bytes(b"")
+                    probe.unlink()
+                    self._usable = True
+                except OSError as exc:
+                    self._usable = False
+                    message = (
+                        f"data cache folder {self.root} is not usable ({exc.strerror or exc}); reading "
+                        "directly from the object store, which is slower. Set QUANTFLEET_CACHE_DIR to a "
+                        "writable folder to enable the cache."
+                    )
+                    warnings.warn(message, RuntimeWarning, stacklevel=3)
+                    log.warning(message)
         return self._usable
 
     def path_for(self, url: str) -> Path:
@@ -83,13 +86,16 @@ class FileCache:
         target = self.path_for(url)
         try:
             os.utime(target)  # a hit: mark as recently used
-            self.hits += 1
-            return str(target)
-        except FileNotFoundError:
-            pass
+        except (FileNotFoundError, NotADirectoryError):
+            pass  # a miss; a file in the way of the folder makes _place warn below
         except OSError:
             return None
-        self.misses += 1
+        else:
+            with self._lock:  # reader threads share the counters
+                self.hits += 1
+            return str(target)
+        with self._lock:
+            self.misses += 1
         # Delta data files are tens of MB at most; s3fs fetches large ones in
         # parallel ranges. Reading first keeps remote errors apart from local ones.
         data = fs.cat_file(url)
@@ -161,9 +167,7 @@ class FileCache:
                 break
             if keep is not None and path == str(keep):
                 continue
-            try:
+            with contextlib.suppress(FileNotFoundError):  # another process evicted it first
                 os.unlink(path)
-            except FileNotFoundError:  # another process evicted it first
-                pass
             total -= size
         return total

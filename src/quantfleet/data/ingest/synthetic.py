@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from quantfleet.core.errors import DataError
+from quantfleet.core.errors import NoDataError
 from quantfleet.core.types import Frequency
 from quantfleet.data.calendars import ALWAYS_OPEN, session_bounds, sessions
 from quantfleet.data.ingest.base import VendorData
@@ -41,7 +41,7 @@ def _bar_times(start: date, end: date, frequency: Frequency, calendar: str) -> t
     first, last = pd.Timestamp(start), pd.Timestamp(end)
     days = pd.date_range(first, last, freq="D") if calendar == ALWAYS_OPEN else sessions(calendar, first, last)
     if len(days) == 0:
-        raise DataError(f"no {calendar} sessions between {start} and {end}; widen the range")
+        raise NoDataError(f"no {calendar} sessions between {start} and {end}; widen the range")
     if not frequency.is_intraday:
         return np.asarray(days.as_unit("us").asi8, dtype=np.int64), np.arange(len(days))
     step = int(frequency.step.total_seconds() * 1_000_000)
