@@ -7,7 +7,7 @@ result (``status == REJECTED`` with a ``reason``), not an exception.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 
 __all__ = ["Fill", "Order", "OrderStatus", "OrderType", "Position", "Target", "TimeInForce"]
@@ -63,7 +63,7 @@ class Order:
     limit_price: float | None = None
     stop_price: float | None = None
     tif: TimeInForce = TimeInForce.GTC
-    created_at: datetime | None = None
+    created_us: int = 0  # bar time, UTC microseconds (kept as an int: orders are made on the hot path)
     target: Target | None = None
     target_value: float = 0.0
     status: OrderStatus = OrderStatus.OPEN
@@ -72,6 +72,11 @@ class Order:
     reason: str = ""
     stop_triggered: bool = False
     tag: str = ""
+
+    @property
+    def created_at(self) -> datetime:
+        """Return the time of the bar the order was placed on (UTC)."""
+        return datetime.fromtimestamp(self.created_us / 1e6, tz=UTC)
 
     @property
     def remaining(self) -> float:
@@ -90,11 +95,16 @@ class Fill:
 
     order_id: int
     symbol: str
-    ts: datetime
+    time_us: int  # UTC microseconds of the bar it filled in
     quantity: float
     price: float
     commission: float
     slippage: float
+
+    @property
+    def ts(self) -> datetime:
+        """Return the time of the bar the fill happened in (UTC)."""
+        return datetime.fromtimestamp(self.time_us / 1e6, tz=UTC)
 
 
 @dataclass(slots=True)

@@ -20,9 +20,9 @@ Fill rules (see also :mod:`quantfleet.engine.config`):
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable
-from datetime import datetime
 
 import numpy as np
 
@@ -48,7 +48,7 @@ class SimBroker:
         portfolio: SimPortfolio,
         *,
         on_fill: Callable[[Fill], None],
-        time: Callable[[int], datetime],
+        record: Callable[[int, SimPortfolio], None],
         open_marks: np.ndarray,
         close_marks: np.ndarray,
     ) -> None:
@@ -56,7 +56,8 @@ class SimBroker:
         self._cfg = config
         self._book = portfolio
         self._on_fill = on_fill
-        self._time = time
+        self._record = record
+        self._ts = feed.ts
         self._index = {s: j for j, s in enumerate(feed.symbols)}
         f = feed.fields
         self._o, self._h, self._l, self._c, self._v = f["open"], f["high"], f["low"], f["close"], f["volume"]
@@ -121,16 +122,18 @@ class SimBroker:
 
     def process(self, i: int, *, at_close: bool = False) -> None:
         """Match open orders against bar ``i`` (only market orders when ``at_close``)."""
-        day = self._days[i]
+        expires = self._expires
+        day = self._days.item(i) if expires else 0
         for order in list(self.open):
-            expiry = self._expires.get(order.id)
-            if expiry is not None and day > expiry:
-                self._done(order, OrderStatus.EXPIRED, "day order not filled by the end of its session")
-                continue
+            if expires:
+                expiry = expires.get(order.id)
+                if expiry is not None and day > expiry:
+                    self._done(order, OrderStatus.EXPIRED, "day order not filled by the end of its session")
+                    continue
             if at_close and order.type is not OrderType.MARKET:
                 continue
             j = self._index[order.symbol]
-            o = self._c[i, j] if at_close else self._o[i, j]
+            o = self._c.item(i, j) if at_close else self._o.item(i, j)
             if o != o:  # no bar for this symbol now (NaN)
                 continue
             self._try_fill(order, i, j, o, self._close_marks[i] if at_close else self._open_marks[i])
@@ -138,7 +141,7 @@ class SimBroker:
     def _price(self, order: Order, buy: bool, i: int, j: int, o: float) -> float | None:
         if order.type is OrderType.MARKET:
             return o
-        h, low = self._h[i, j], self._l[i, j]
+        h, low = self._h.item(i, j), self._l.item(i, j)
         if order.type in (OrderType.STOP, OrderType.STOP_LIMIT) and not order.stop_triggered:
             stop = order.stop_price
             assert stop is not None
@@ -190,7 +193,7 @@ class SimBroker:
         if price is None:
             return
         qty = order.remaining
-        volume = self._v[i, j]
+        volume = self._v.item(i, j)
         if self._cfg.volume_limit is not None:
             cap = self._cfg.volume_limit * volume
             cap = cap if self._cfg.fractional else math.floor(cap)
@@ -210,21 +213,22 @@ class SimBroker:
         self, order: Order, j: int, qty: float, price: float, fill_price: float, prices: np.ndarray
     ) -> tuple[float, str]:
         """Return the quantity that cash and leverage allow; a reason when an explicit order must be rejected."""
+        held = self._book.position(j)
+        if held and abs(held + qty) < abs(held) and (held > 0) == (held + qty > 0):
+            return qty, ""  # reducing a position always fits
         limit = self._cfg.max_leverage
         book = self._book
-        held = book.position(j)
-        marks = prices.copy()
-        marks[j] = price
-        q = book.quantity
-        others = float(np.nansum(np.abs(q * marks))) - abs(held * price)
-        equity = book.equity_at(j, price, prices)
+        mark = prices.item(j)
+        net, gross = book.value(prices)
+        others = gross - abs(held) * mark
+        equity = book.cash + net + held * (price - mark)
+        commission = self._cfg.commission
 
         def fits(x: float) -> bool:
-            cost = self._cfg.commission.cost(x, fill_price) + x * (fill_price - price)
-            return others + abs(held + x) * price <= limit * (equity - cost) * (1 + _EPS) + _EPS
+            cost = commission.cost(x, fill_price) + x * (fill_price - price)
+            return bool(others + abs(held + x) * price <= limit * (equity - cost) * (1 + _EPS) + _EPS)
 
-        reducing = abs(held + qty) < abs(held) and (held > 0) == (held + qty > 0)
-        if reducing or fits(qty):
+        if fits(qty):
             return qty, ""
         if order.target is None:
             need = qty * fill_price + self._cfg.commission.cost(qty, fill_price)
@@ -251,15 +255,16 @@ class SimBroker:
         total = order.filled_quantity + qty
         order.average_price = (order.average_price * order.filled_quantity + fill_price * qty) / total
         order.filled_quantity = total
-        fill = Fill(order.id, order.symbol, self._time(i), qty, fill_price, commission, slippage)
+        fill = Fill(order.id, order.symbol, self._ts.item(i), qty, fill_price, commission, slippage)
         self.fills.append(fill)
+        self._record(i, self._book)
         if abs(order.remaining) < _EPS:
             self._done(order, OrderStatus.FILLED, "")
         self._on_fill(fill)
 
     def _done(self, order: Order, status: OrderStatus, reason: str) -> None:
         order.status, order.reason = status, reason
-        if order in self.open:
+        with contextlib.suppress(ValueError):  # not open (e.g. rejected on submission)
             self.open.remove(order)
 
     def split(self, j: int, ratio: float) -> None:

@@ -21,39 +21,37 @@ __all__ = ["SimBars", "SimContext"]
 
 
 class SimBars:
-    """The bars of the current timestamp; values are read from the feed, nothing is copied."""
+    """The bars of the current timestamp; values are read from the feed, nothing is copied.
 
-    __slots__ = ("_cols", "_cursor", "_feed", "_index", "_lists", "_present", "_symbols")
+    ``symbols`` lists the symbols that have a bar now; the loop keeps it current.
+    """
+
+    __slots__ = ("_cursor", "_feed", "_index", "_lists", "symbols")
 
     def __init__(self, feed: Feed, cursor: Cursor) -> None:
         self._feed = feed
         self._cursor = cursor
         self._index = {s: j for j, s in enumerate(feed.symbols)}
-        self._symbols = feed.symbols
-        close = feed.fields["close"]
-        self._present = ~np.isnan(close).any(axis=1)  # rows where every symbol has a bar
+        self.symbols: tuple[str, ...] = feed.symbols
         self._lists: dict[str, list[list[float]]] = {}
+
+    def present(self, i: int) -> tuple[str, ...]:
+        """Return the symbols with a bar at ``i``."""
+        row = self._feed.fields["close"][i]
+        return tuple(s for s, v in zip(self._feed.symbols, row.tolist(), strict=True) if v == v)
 
     @property
     def ts(self) -> datetime:
         """Return the current bar's timestamp (UTC)."""
         return self._feed.time(self._cursor[0])
 
-    @property
-    def symbols(self) -> Sequence[str]:
-        """Return the symbols that have a bar now."""
-        i = self._cursor[0]
-        if self._present[i]:
-            return self._symbols
-        row = self._feed.fields["close"][i]
-        return tuple(s for s, v in zip(self._symbols, row, strict=True) if v == v)
-
     def _get(self, field: str, symbol: str) -> float:
         columns = self._lists.get(field)
         if columns is None:
             # Python lists index faster than NumPy scalars; built once, on first use.
-            columns = self._lists[field] = [list(map(float, col)) for col in self._feed.fields[field].T]
-        return columns[self._index[symbol]][self._cursor[0]]
+            columns = self._lists[field] = [col.tolist() for col in self._feed.fields[field].T]
+        value: float = columns[self._index[symbol]][self._cursor[0]]
+        return value
 
     def open(self, symbol: str) -> float:
         """Return the current bar's open of ``symbol`` (NaN if it has no bar now)."""
@@ -108,14 +106,19 @@ class SimContext:
         self.random = np.random.default_rng(seed)
         self.log = _BarLog(logger, {"ctx": self})
         self.subscriptions: dict[str, Any] = {}
+        # Each line and its values; the loop appends one value per bar to every line.
+        self.feeders: list[tuple[Line, list[float]]] = []
         self._history: dict[str, np.ndarray] = {}
 
     # -- time and state --------------------------------------------------------
 
     @property
     def time(self) -> datetime:
-        """Return the current bar's timestamp (UTC)."""
-        return self._feed.time(self._cursor[0])
+        """Return the current bar's timestamp (UTC); during initialize, the first bar's."""
+        return self._feed.time(max(0, self._cursor[0]))
+
+    def _now(self) -> int:
+        return self._feed.ts.item(max(0, self._cursor[0]))  # type: ignore[no-any-return]
 
     @property
     def bar_index(self) -> int:
@@ -179,7 +182,9 @@ class SimContext:
         name = f"{getattr(func, '__name__', 'indicator')}({symbol})"
         values = self._evaluate(func, inputs, args, name, self._feed.n_bars)
         _check_causal(func, inputs, args, values, name, self._evaluate)
-        return Line(values, self._cursor, name=name)
+        line = Line(values, name=name, shown=self._cursor[0] + 1)
+        self.feeders.append((line, line.source))
+        return line
 
     @staticmethod
     def _evaluate(
@@ -201,7 +206,8 @@ class SimContext:
     # -- orders ----------------------------------------------------------------
 
     def _submit(self, order: Order) -> Order:
-        mark = float(self._close_marks[self._cursor[0], self._index.get(order.symbol, 0)])
+        i = self._cursor[0]
+        mark = self._close_marks.item(i, self._index.get(order.symbol, 0)) if i >= 0 else float("nan")
         return self._broker.submit(order, self._cursor[0], mark)
 
     def order(
@@ -217,19 +223,25 @@ class SimContext:
         """Place an order for ``quantity`` units (negative sells): market, limit, stop or stop-limit."""
         kind = _kind(limit_price, stop_price)
         return self._submit(
-            Order(0, symbol, float(quantity), kind, limit_price, stop_price, TimeInForce(tif), self.time, tag=tag)
+            Order(0, symbol, float(quantity), kind, limit_price, stop_price, TimeInForce(tif), self._now(), tag=tag)
         )
 
     def _target(self, symbol: str, target: Target, value: float, kw: dict[str, Any]) -> Order | None:
-        limit, stop = kw.pop("limit_price", None), kw.pop("stop_price", None)
-        tif, tag = TimeInForce(kw.pop("tif", TimeInForce.GTC)), kw.pop("tag", "")
         if kw:
-            raise UserError(f"unknown order option(s) {', '.join(kw)}; use limit_price, stop_price, tif, tag")
+            limit, stop = kw.pop("limit_price", None), kw.pop("stop_price", None)
+            tif, tag = TimeInForce(kw.pop("tif", TimeInForce.GTC)), kw.pop("tag", "")
+            if kw:
+                raise UserError(f"unknown order option(s) {', '.join(kw)}; use limit_price, stop_price, tif, tag")
+            kind = _kind(limit, stop)
+        else:
+            limit = stop = None
+            tif, tag, kind = TimeInForce.GTC, "", OrderType.MARKET
         # A new target replaces any open target order for the symbol.
-        for old in list(self._broker.open):
-            if old.symbol == symbol and old.target is not None:
+        pending = self._broker.open
+        if pending:
+            for old in [o for o in pending if o.symbol == symbol and o.target is not None]:
                 self._broker.cancel(old)
-        order = Order(0, symbol, 0.0, _kind(limit, stop), limit, stop, tif, self.time, target, float(value), tag=tag)
+        order = Order(0, symbol, 0.0, kind, limit, stop, tif, self._now(), target, float(value), tag=tag)
         return self._submit(order)
 
     def order_target_quantity(self, symbol: str, quantity: float, **kw: Any) -> Order | None:

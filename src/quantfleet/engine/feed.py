@@ -51,8 +51,8 @@ class Feed:
         return len(self.ts)
 
     def time(self, i: int) -> datetime:
-        """Return bar ``i``'s timestamp."""
-        return datetime.fromtimestamp(int(self.ts[i]) / 1e6, tz=UTC)
+        """Return bar ``i``'s timestamp (UTC)."""
+        return datetime.fromtimestamp(self.ts.item(i) / 1e6, tz=UTC)
 
     @classmethod
     def from_arrays(

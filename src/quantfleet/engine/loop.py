@@ -10,6 +10,7 @@ nothing and touches no pandas.
 
 from __future__ import annotations
 
+import gc
 import logging
 import warnings
 from collections.abc import Callable
@@ -26,6 +27,7 @@ from quantfleet.engine.context import SimBars, SimContext
 from quantfleet.engine.feed import Feed
 from quantfleet.engine.portfolio import SimPortfolio
 from quantfleet.engine.results import BacktestResult, Ledger
+from quantfleet.strategy.base import Strategy
 from quantfleet.strategy.loader import StrategyError, strategy_error
 
 __all__ = ["run_backtest"]
@@ -37,14 +39,17 @@ _CHUNK = 1 << 14
 def _marks(feed: Feed) -> tuple[np.ndarray, np.ndarray]:
     """Return prices to mark positions at each bar's open and close (carried forward over gaps)."""
     close = feed.fields["close"]
+    opens = feed.fields["open"]
+    if not (np.isnan(close).any() or np.isnan(opens).any()):
+        return opens, close  # every symbol has every bar: nothing to carry forward
     valid = ~np.isnan(close)
     idx = np.where(valid, np.arange(len(close))[:, None], 0)
     np.maximum.accumulate(idx, axis=0, out=idx)
     close_ff = np.take_along_axis(close, idx, axis=0)
     prev = np.vstack([np.full((1, close.shape[1]), np.nan), close_ff[:-1]])
-    opens = feed.fields["open"]
     open_ff = np.where(np.isnan(opens), prev, opens)
-    return open_ff, close_ff
+    # Before a symbol's first bar nothing is held, so a zero mark values nothing.
+    return np.nan_to_num(open_ff, nan=0.0), np.nan_to_num(close_ff, nan=0.0)
 
 
 def run_backtest(
@@ -75,16 +80,22 @@ def run_backtest(
     n = feed.n_bars
     if n == 0 or first >= n:
         raise StrategyError(f"nothing to run: {n} bar(s), warm-up {first}; widen the date range")
-    cursor = [0]
+    cursor = [-1]  # -1 during initialize: no bar is current yet
     open_marks, close_marks = _marks(feed)
     book = SimPortfolio(feed.symbols, cfg.cash, close_marks, cursor)
     ledger = Ledger(feed, cfg.cash)
     ctx_holder: list[SimContext] = []
+    user_on_fill = getattr(strategy, "on_fill", None)
+    if getattr(user_on_fill, "__func__", None) is Strategy.on_fill:
+        user_on_fill = None  # the base class does nothing: skip the call per fill
 
     def on_fill(fill: Fill) -> None:
-        strategy.on_fill(ctx_holder[0], fill)
+        if user_on_fill is not None:
+            user_on_fill(ctx_holder[0], fill)
 
-    broker = SimBroker(feed, cfg, book, on_fill=on_fill, time=feed.time, open_marks=open_marks, close_marks=close_marks)
+    broker = SimBroker(
+        feed, cfg, book, on_fill=on_fill, record=ledger.record, open_marks=open_marks, close_marks=close_marks
+    )
     ctx = SimContext(
         feed,
         cursor,
@@ -96,6 +107,10 @@ def run_backtest(
     )
     ctx_holder.append(ctx)
     bars = SimBars(feed, cursor)
+    # The loop makes few reference cycles; the collector's full passes over the
+    # large indicator lists would cost more than the whole loop, so pause it.
+    collecting = gc.isenabled()
+    gc.disable()
     try:
         strategy.initialize(ctx)
         _loop(strategy.on_bar, ctx, bars, broker, book, ledger, feed, cfg, first, progress, cursor)
@@ -107,6 +122,9 @@ def run_backtest(
         if source is None:
             raise StrategyError(f"your strategy failed{where}: {type(exc).__name__}: {exc}") from exc
         raise strategy_error(exc, source, where) from exc
+    finally:
+        if collecting:
+            gc.enable()
     return ledger.result(book, broker, cfg, first)
 
 
@@ -125,30 +143,48 @@ def _loop(
 ) -> None:
     events = feed.events
     pending = broker.open  # the same list object for the whole run
-    fills = broker.fills
+    feeders = ctx.feeders  # grows if the strategy adds indicators later
     at_close = cfg.fill_at == "close"
     n = feed.n_bars
-    seen = 0
+    full = feed.symbols
+    gaps = np.flatnonzero(np.isnan(feed.fields["close"]).any(axis=1)).tolist()
+    # Bars that need more than the common path: corporate actions, symbols without a
+    # bar, and the bar after a gap (to restore the full symbol list).
+    special = set(events) | set(gaps) | {i + 1 for i in gaps}
+    gap_set = set(gaps)
+    append = list.append
+
+    def handle(i: int) -> None:
+        bars.symbols = bars.present(i) if i in gap_set else full
+        if i in events:
+            for ev in events[i]:
+                if ev.kind == "split":
+                    book.split(ev.symbol, ev.value)
+                    broker.split(ev.symbol, ev.value)
+                    ledger.split(i, ev.symbol, ev.value)
+                else:
+                    book.dividend(ev.symbol, ev.value)
+            ledger.record(i, book)
+
     for lo in range(0, n, _CHUNK):
-        for i in range(lo, min(lo + _CHUNK, n)):
+        hi = min(lo + _CHUNK, n)
+        warm = min(max(first, lo), hi)
+        for i in range(lo, warm):  # warm-up: indicators advance, nothing trades
             cursor[0] = i
-            if i in events:
-                for ev in events[i]:
-                    if ev.kind == "split":
-                        book.split(ev.symbol, ev.value)
-                        broker.split(ev.symbol, ev.value)
-                        ledger.split(i, ev.symbol, ev.value)
-                    else:
-                        book.dividend(ev.symbol, ev.value)
-                ledger.record(i, book)
+            for line, values in feeders:
+                append(line, values[i])
+            if i in special:
+                handle(i)
+        for i in range(warm, hi):
+            cursor[0] = i
+            for line, values in feeders:
+                append(line, values[i])
+            if i in special:
+                handle(i)
             if pending:
                 broker.process(i)
-            if i >= first:
-                on_bar(ctx, bars)
-                if at_close and pending:
-                    broker.process(i, at_close=True)
-            if len(fills) != seen:
-                seen = len(fills)
-                ledger.record(i, book)
+            on_bar(ctx, bars)
+            if at_close and pending:
+                broker.process(i, at_close=True)
         if progress is not None:
-            progress(min(lo + _CHUNK, n), n)
+            progress(hi, n)

@@ -25,9 +25,10 @@ class SimPortfolio:
     def __init__(self, symbols: tuple[str, ...], cash: float, close: np.ndarray, cursor: list[int]) -> None:
         self._symbols = symbols
         self._cash = cash
-        self._close = close  # (n, m) closes, forward-filled, for marking to market
+        self._close = close  # (n, m) closes, carried forward, 0 before a symbol's first bar
         self._cursor = cursor
         self.quantity = np.zeros(len(symbols))
+        self._held: dict[int, float] = {}  # symbol index -> non-zero quantity
         self._positions: dict[str, Position] = {}
         self.commission_paid = 0.0
         self.slippage_paid = 0.0
@@ -42,16 +43,30 @@ class SimPortfolio:
         return self._cash
 
     def prices(self) -> np.ndarray:
-        """Return the mark price of each symbol at the current bar's close."""
-        row: np.ndarray = self._close[self._cursor[0]]
+        """Return the mark price of each symbol at the current bar's close (NaN before the first bar)."""
+        i = self._cursor[0]
+        row: np.ndarray = self._close[i] if i >= 0 else np.full(len(self._symbols), np.nan)
         return row
+
+    def value(self, prices: np.ndarray) -> tuple[float, float]:
+        """Return the net and gross market value of the positions at ``prices``."""
+        held = self._held
+        if len(held) <= 16:  # a few positions: plain floats beat NumPy's call overhead
+            net = gross = 0.0
+            for j, q in held.items():
+                v = q * prices.item(j)
+                net += v
+                gross += abs(v)
+            return net, gross
+        v = self.quantity * prices
+        return float(v.sum()), float(np.abs(v).sum())
 
     @property
     def equity(self) -> float:
         """Return cash plus the market value of every position at the current close."""
-        if not self._positions:
+        if not self._held:
             return self._cash
-        return self._cash + float(np.nansum(self.quantity * self.prices()))
+        return self._cash + self.value(self.prices())[0]
 
     @property
     def positions(self) -> Mapping[str, Position]:
@@ -65,12 +80,12 @@ class SimPortfolio:
     @property
     def gross_exposure(self) -> float:
         """Return the sum of absolute position values."""
-        return float(np.nansum(np.abs(self.quantity * self.prices()))) if self._positions else 0.0
+        return self.value(self.prices())[1] if self._held else 0.0
 
     @property
     def net_exposure(self) -> float:
         """Return the sum of signed position values."""
-        return float(np.nansum(self.quantity * self.prices())) if self._positions else 0.0
+        return self.value(self.prices())[0] if self._held else 0.0
 
     @property
     def leverage(self) -> float:
@@ -82,11 +97,10 @@ class SimPortfolio:
 
     def equity_at(self, j: int, price: float, prices: np.ndarray) -> float:
         """Return equity with symbol ``j`` marked at ``price`` and the rest at ``prices``."""
-        if not self._positions:
+        if not self._held:
             return self._cash
-        marks = prices.copy()
-        marks[j] = price
-        return self._cash + float(np.nansum(self.quantity * marks))
+        mark: float = prices.item(j)
+        return self._cash + self.value(prices)[0] + self._held.get(j, 0.0) * (price - mark)
 
     def apply_fill(self, j: int, quantity: float, price: float, commission: float, slippage: float) -> None:
         """Book a fill of ``quantity`` (signed) units of symbol ``j`` at ``price``."""
@@ -107,6 +121,10 @@ class SimPortfolio:
             new = 0.0
         pos.quantity = new
         self.quantity[j] = new
+        if new:
+            self._held[j] = new
+        else:
+            self._held.pop(j, None)
         self._cash -= quantity * price + commission
         self.commission_paid += commission
         self.slippage_paid += slippage
@@ -123,14 +141,15 @@ class SimPortfolio:
         pos.quantity *= ratio
         pos.average_cost /= ratio
         self.quantity[j] = pos.quantity
+        self._held[j] = pos.quantity
 
     def dividend(self, j: int, amount: float) -> float:
         """Credit (or charge, on a short) ``amount`` per unit of symbol ``j``; return the cash moved."""
-        cash = self.quantity[j] * amount
+        cash = self._held.get(j, 0.0) * amount
         self._cash += cash
         self.dividends += cash
         return float(cash)
 
     def position(self, j: int) -> float:
         """Return the signed quantity held of symbol ``j``."""
-        return float(self.quantity[j])
+        return self._held.get(j, 0.0)

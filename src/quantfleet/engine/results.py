@@ -50,21 +50,31 @@ class Ledger:
         """Rebuild the per-bar books from the snapshots and return the result."""
         feed = self._feed
         n, m = feed.n_bars, len(feed.symbols)
-        at = np.searchsorted(np.asarray(self.index, dtype=np.int64), np.arange(n), side="right") - 1
+        # pick[i]: how many snapshots were taken at or before bar i (0 = the opening books).
+        taken = np.zeros(n, dtype=np.int64)
+        taken[np.asarray(self.index, dtype=np.int64)] = 1
+        pick = np.cumsum(taken)[first:]
         cash_hist = np.r_[self._cash0, np.asarray(self.cash, dtype=np.float64)]
-        qty_hist = np.vstack([np.zeros((1, m)), *(q[None, :] for q in self.quantity)])
-        cash = cash_hist[at + 1][first:]
-        qty = qty_hist[at + 1][first:]
+        qty_hist = np.zeros((len(self.quantity) + 1, m))
+        if self.quantity:
+            qty_hist[1:] = np.array(self.quantity)
+        cash = cash_hist[pick]
+        qty = qty_hist[pick]
         close = book._close[first:]  # carried-forward closes
-        value = np.where(qty != 0, qty * close, 0.0)
+        value = qty * close  # marks are 0 (never NaN) where nothing can be held
+        if m == 1:
+            net = value[:, 0]
+            gross = np.abs(net)
+        else:
+            net, gross = value.sum(axis=1), np.abs(value).sum(axis=1)
         return BacktestResult(
             symbols=feed.symbols,
             ts=feed.ts[first:],
             cash=cash,
             quantity=qty,
-            equity=cash + value.sum(axis=1),
-            gross=np.abs(value).sum(axis=1),
-            net=value.sum(axis=1),
+            equity=cash + net,
+            gross=gross,
+            net=net,
             orders=list(broker.orders),
             fills=list(broker.fills),
             splits=[(feed.time(i), feed.symbols[j], r) for i, j, r in self.splits],
@@ -129,7 +139,7 @@ class BacktestResult:
             [
                 {
                     "id": o.id,
-                    "created_at": o.created_at,
+                    "created_at": o.created_us,
                     "symbol": o.symbol,
                     "type": o.type.value,
                     "quantity": o.quantity,
@@ -155,7 +165,7 @@ class BacktestResult:
             [
                 {
                     "order_id": f.order_id,
-                    "ts": f.ts,
+                    "ts": f.time_us,
                     "symbol": f.symbol,
                     "quantity": f.quantity,
                     "price": f.price,
@@ -230,7 +240,7 @@ class _Open:
     buy_qty: float = 0.0
     sell_qty: float = 0.0
     commission: float = 0.0
-    entry: datetime | None = None
+    entry: int | None = None
     long: bool = True
 
 
@@ -238,7 +248,8 @@ def _round_trips(fills: list[Fill], splits: list[tuple[datetime, str, float]]) -
     state: dict[str, _Open] = {}
     rows: list[dict[str, object]] = []
     events = sorted(
-        [(f.ts, 1, k, f) for k, f in enumerate(fills)] + [(ts, 0, k, (s, r)) for k, (ts, s, r) in enumerate(splits)],
+        [(f.time_us, 1, k, f) for k, f in enumerate(fills)]
+        + [(int(ts.timestamp() * 1_000_000), 0, k, (s, r)) for k, (ts, s, r) in enumerate(splits)],
         key=lambda e: (e[0], e[1], e[2]),
     )
     for ts, kind, _, payload in events:
@@ -279,7 +290,7 @@ def _round_trips(fills: list[Fill], splits: list[tuple[datetime, str, float]]) -
     return pa.Table.from_pylist(rows, schema=_TRADE_SCHEMA)
 
 
-def _trade_row(symbol: str, t: _Open, exit_time: datetime | None, *, open_: bool) -> dict[str, object]:
+def _trade_row(symbol: str, t: _Open, exit_time: int | None, *, open_: bool) -> dict[str, object]:
     entry_value, entry_qty = (t.bought, t.buy_qty) if t.long else (t.sold, t.sell_qty)
     exit_value, exit_qty = (t.sold, t.sell_qty) if t.long else (t.bought, t.buy_qty)
     pnl = float("nan") if open_ else t.sold - t.bought - t.commission

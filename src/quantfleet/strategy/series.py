@@ -1,67 +1,64 @@
 """Read-only values that end at the current bar: the only way a strategy sees data.
 
 An indicator is computed once over the whole series (vectorized), then shown
-to the strategy bar by bar through a :class:`Line`: ``line[-1]`` is the value
-at the current bar, ``line[-2]`` the one before, and any index past the
-current bar raises ``IndexError``. The engine advances one shared cursor, so
-the per-bar path allocates nothing.
+to the strategy bar by bar through a :class:`Line`: a list that holds the
+values of bars ``0..i`` while bar ``i`` is current. ``line[-1]`` is the value
+at the current bar, ``line[-2]`` the one before; later values are not in it,
+so no index can reach them. The engine appends one value per bar, and reading
+is plain list indexing, the fastest read CPython has.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from typing import Any, NoReturn
 
 import numpy as np
 
 __all__ = ["Cursor", "Line", "readonly"]
 
 Cursor = list[int]
-"""A one-element list holding the current bar's index, shared by every line of a run."""
+"""A one-element list holding the current bar's index, shared by every view of a run."""
 
 
 def readonly(values: np.ndarray) -> np.ndarray:
-    """Return ``values`` as a read-only array (views taken from it are read-only too)."""
+    """Return ``values`` as a read-only float array (views taken from it are read-only too)."""
     out = np.array(values, dtype=np.float64, copy=True)
     out.flags.writeable = False
     return out
 
 
-class Line:
-    """A series seen up to the current bar."""
+class Line(list[float]):
+    """An indicator seen up to the current bar (a list the strategy cannot change)."""
 
-    __slots__ = ("_array", "_cursor", "_values", "name")
+    __slots__ = ("_array", "_source", "name")
 
-    def __init__(self, values: np.ndarray, cursor: Cursor, name: str = "") -> None:
+    def __init__(self, values: np.ndarray, name: str = "", *, shown: int = 0) -> None:
+        super().__init__()
         self._array = readonly(values)
-        # A list of Python floats: indexing it is the fastest read CPython has.
-        self._values: list[float] = self._array.tolist()
-        self._cursor = cursor
+        self._source: list[float] = self._array.tolist()
         self.name = name
+        list.extend(self, self._source[:shown])
 
-    def __getitem__(self, k: int) -> float:
-        n = self._cursor[0] + 1
-        if k < 0:
-            k += n
-            if k < 0:
-                raise IndexError(f"{self.name or 'line'}[{k - n}]: only {n} bar(s) so far")
-        elif k >= n:
-            raise IndexError(f"{self.name or 'line'}[{k}] is in the future: only {n} bar(s) so far")
-        return self._values[k]
-
-    def __len__(self) -> int:
-        return self._cursor[0] + 1
-
-    def __iter__(self) -> Iterator[float]:
-        return iter(self._values[: self._cursor[0] + 1])
-
-    def __float__(self) -> float:
-        return self._values[self._cursor[0]]
+    @property
+    def source(self) -> list[float]:
+        """Return every value; the engine feeds them in one bar at a time."""
+        return self._source
 
     def last(self, n: int) -> np.ndarray:
         """Return the last ``n`` values up to the current bar as a read-only NumPy view."""
-        i = self._cursor[0] + 1
+        i = list.__len__(self)
         return self._array[max(0, i - n) : i]
 
+    def _refuse(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise TypeError(f"{self.name or 'an indicator line'} is read-only")
+
+    __setitem__ = __delitem__ = __iadd__ = __imul__ = _refuse
+    append = extend = insert = pop = remove = clear = sort = reverse = _refuse
+
     def __repr__(self) -> str:
-        i = self._cursor[0]
-        return f"Line({self.name!r}, bar {i}, value {self._values[i] if 0 <= i < len(self._values) else None})"
+        n = list.__len__(self)
+        last = list.__getitem__(self, n - 1) if n else None
+        return f"Line({self.name!r}, {n} bar(s), value {last})"
+
+    def __reduce__(self) -> Any:  # pragma: no cover - lines are not pickled
+        raise TypeError("indicator lines cannot be pickled")

@@ -37,8 +37,12 @@ class Spy(Strategy):
         self.seen.append((i, max(reachable)))
         assert len(ctx.history("X", "close", 10**9)) == i + 1
         assert len(self.line) == i + 1
-        with pytest.raises(IndexError, match="in the future"):
+        with pytest.raises(IndexError):
             _ = self.line[i + 1]
+        with pytest.raises(TypeError, match="read-only"):
+            self.line[-1] = 0.0
+        with pytest.raises(TypeError, match="read-only"):
+            self.line.append(1e9)
         with pytest.raises(ValueError, match="read-only"):
             ctx.history("X", "close", 5)[-1] = 0.0
 
