@@ -8,16 +8,20 @@ from __future__ import annotations
 
 import sys
 from datetime import date
+from pathlib import Path
 
 import typer
 from rich.console import Console
 
 from quantfleet import __version__
 from quantfleet.cli import data as data_cli
-from quantfleet.cli.backtest import backtest
+from quantfleet.cli.backtest import backtest, run_and_report
 from quantfleet.cli.common import state
-from quantfleet.core.errors import InfrastructureError, QuantfleetError, UserError
+from quantfleet.core.errors import ConfigError, InfrastructureError, QuantfleetError, UserError
 from quantfleet.core.settings import load_settings
+from quantfleet.core.types import Adjustment
+from quantfleet.engine import BpsCommission, EngineConfig
+from quantfleet.sandbox import BacktestSpec
 
 __all__ = ["app", "main"]
 
@@ -49,7 +53,7 @@ def _root(
 
 @app.command()
 def demo() -> None:
-    """Ingest the sample data (once) into ./.quantfleet and show the catalog."""
+    """Ingest the sample data (once), show the catalog, and backtest the SMA-crossover example on it."""
     store = state.store()
     if store.latest() is None:
         data_cli.ingest_vendor_data(
@@ -72,6 +76,29 @@ def demo() -> None:
         err.print(f"[dim]sample data already in {store.url}; showing it (delete .quantfleet to start over)[/dim]")
     data_cli.print_catalog(store, None)
     data_cli.print_snapshots(store)
+    example = _example("sma_crossover.py")
+    err.print(
+        f"\n[bold]Backtesting {example} on AAA, BBB, CCC (2018-2024, daily, split-adjusted, 5 bps commission)[/bold]"
+    )
+    spec = BacktestSpec(
+        strategy=example,
+        symbols=("AAA", "BBB", "CCC"),
+        start="2018-01-01",
+        end="2024-12-31",
+        snapshot=int(store.resolve(None)),
+        engine=EngineConfig(commission=BpsCommission(bps=5), warmup=30, adjustment=Adjustment.SPLITS),
+    )
+    run_and_report(spec, (state.settings.home if state.settings else Path(".quantfleet")) / "runs" / "demo")
+
+
+def _example(name: str) -> Path:
+    """Return the path of a shipped example strategy."""
+    here = Path(__file__).resolve()
+    for root in (Path.cwd(), *here.parents):
+        candidate = root / "examples" / name
+        if candidate.is_file():
+            return candidate
+    raise ConfigError(f"cannot find examples/{name}; run the demo from the quantfleet checkout")
 
 
 def main() -> None:

@@ -8,20 +8,22 @@ series does not look ahead.
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 __all__ = ["crossover", "ema", "rolling_std", "rsi", "sma"]
 
 
 def sma(values: np.ndarray, n: int) -> np.ndarray:
-    """Return the simple moving average over ``n`` bars (NaN for the first ``n - 1``)."""
-    x = np.asarray(values, dtype=np.float64)
-    out = np.full(len(x), np.nan)
+    """Return the simple moving average over ``n`` bars (NaN for the first ``n - 1``).
+
+    pandas' rolling mean (compensated running sums) rather than a plain cumulative
+    sum, whose rounding error grows along a long series and flips crossovers
+    of nearly equal averages; it is also what backtesting.py uses.
+    """
     if n <= 0:
         raise ValueError("sma window must be positive")
-    if len(x) >= n:
-        csum = np.cumsum(np.r_[0.0, x])
-        out[n - 1 :] = (csum[n:] - csum[:-n]) / n
-    return out
+    x = pd.Series(np.asarray(values, dtype=np.float64))
+    return x.rolling(n, min_periods=n).mean().to_numpy(dtype=np.float64)
 
 
 def ema(values: np.ndarray, n: int) -> np.ndarray:
@@ -39,12 +41,8 @@ def ema(values: np.ndarray, n: int) -> np.ndarray:
 
 def rolling_std(values: np.ndarray, n: int, ddof: int = 1) -> np.ndarray:
     """Return the rolling standard deviation over ``n`` bars."""
-    x = np.asarray(values, dtype=np.float64)
-    out = np.full(len(x), np.nan)
-    if len(x) >= n:
-        windows = np.lib.stride_tricks.sliding_window_view(x, n)
-        out[n - 1 :] = windows.std(axis=1, ddof=ddof)
-    return out
+    x = pd.Series(np.asarray(values, dtype=np.float64))
+    return x.rolling(n, min_periods=n).std(ddof=ddof).to_numpy(dtype=np.float64)
 
 
 def rsi(values: np.ndarray, n: int = 14) -> np.ndarray:
