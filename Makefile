@@ -38,7 +38,8 @@ test: $(STAMP) lint
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/data_read.py
+	$(BIN)/python -m pip install --quiet -e ".[bench]"
+	$(BIN)/python benchmarks/engine.py
 
 clean:
 	rm -rf $(VENV) .quantfleet .pytest_cache .mypy_cache .ruff_cache
