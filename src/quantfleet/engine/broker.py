@@ -65,6 +65,8 @@ class SimBroker:
         # Other positions are marked at prices known when a fill happens: this bar's
         # open for fills at the open, its close for fills at the close (never later).
         self._open_marks, self._close_marks = open_marks, close_marks
+        self._volume_limit = config.volume_limit
+        self._no_slippage = config.slippage.kind == "none"
         self.open: list[Order] = []
         self.orders: list[Order] = []
         self.fills: list[Fill] = []
@@ -160,7 +162,8 @@ class SimBroker:
             else:
                 return None
         limit = order.limit_price
-        assert limit is not None
+        if limit is None:  # a stop triggered earlier (its rest left by a volume limit) trades as a market order
+            return o
         if buy:
             return o if o <= limit else (limit if low <= limit else None)
         return o if o >= limit else (limit if h >= limit else None)
@@ -184,23 +187,31 @@ class SimBroker:
     def _try_fill(self, order: Order, i: int, j: int, o: float, prices: np.ndarray) -> None:
         if order.target is not None:
             qty = self._resolve(order, j, o if order.type is OrderType.MARKET else (order.limit_price or o), prices)
-            if abs(qty) < _EPS:
-                self._done(order, OrderStatus.CANCELLED, "already at target")
+            filled = order.filled_quantity
+            if abs(qty) < _EPS or qty * filled < 0:
+                # At (or, after prices moved, past) the target: a part-filled order is done.
+                order.quantity = filled
+                if filled:
+                    self._done(order, OrderStatus.FILLED, "")
+                else:
+                    self._done(order, OrderStatus.CANCELLED, "already at target")
                 return
-            order.quantity = order.filled_quantity + qty
-        buy = order.remaining > 0
-        price = self._price(order, buy, i, j, o)
-        if price is None:
-            return
+            order.quantity = filled + qty
+        if order.type is OrderType.MARKET:
+            price: float | None = o
+        else:
+            price = self._price(order, order.remaining > 0, i, j, o)
+            if price is None:
+                return
         qty = order.remaining
         volume = self._v.item(i, j)
-        if self._cfg.volume_limit is not None:
-            cap = self._cfg.volume_limit * volume
+        if self._volume_limit is not None:
+            cap = self._volume_limit * volume
             cap = cap if self._cfg.fractional else math.floor(cap)
             if cap <= 0:
                 return
             qty = math.copysign(min(abs(qty), cap), qty)
-        fill_price = self._cfg.slippage.price(price, qty, volume)
+        fill_price = price if self._no_slippage else self._cfg.slippage.price(price, qty, volume)
         qty, reason = self._afford(order, j, qty, price, fill_price, prices)
         if reason:
             self._done(order, OrderStatus.REJECTED, reason)

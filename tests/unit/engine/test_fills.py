@@ -221,3 +221,9 @@ def test_cancel_and_unknown_symbol(run: Run) -> None:
     assert result.orders[0].status is OrderStatus.CANCELLED
     assert result.orders[1].status is OrderStatus.REJECTED
     assert "not in the universe" in result.orders[1].reason
+
+
+def test_a_triggered_stop_fills_its_rest_at_later_opens(run: Run) -> None:
+    # Found by the property test: a stop left partly unfilled by the volume limit.
+    result = run({0: lambda ctx: ctx.order("X", 250, stop_price=11.4)}, volume_limit=0.1)
+    assert fills(result) == [(2, 100, 11.4), (3, 50, 11.0), (4, 100, 8.0)]
