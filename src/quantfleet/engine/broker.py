@@ -198,11 +198,12 @@ class SimBroker:
                 return
             order.quantity = filled + qty
         if order.type is OrderType.MARKET:
-            price: float | None = o
+            price = o
         else:
-            price = self._price(order, order.remaining > 0, i, j, o)
-            if price is None:
+            matched = self._price(order, order.remaining > 0, i, j, o)
+            if matched is None:
                 return
+            price = matched
         qty = order.remaining
         volume = self._v.item(i, j)
         if self._volume_limit is not None:

@@ -45,4 +45,6 @@ def test_edges_are_nan_not_errors() -> None:
         r = returns_from_equity(touched)
         assert math.isnan(r[2])  # no return is defined after equity reached zero
         stats = summary(flat, periods_per_year=252, trades=0, exposure=np.zeros(10))
-        assert stats["trades"] == 0 and stats["exposure"] == 0.0 and math.isnan(stats["sharpe"])
+        assert stats["trades"] == 0
+        assert stats["exposure"] == 0.0
+        assert math.isnan(stats["sharpe"])

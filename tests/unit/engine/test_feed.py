@@ -42,7 +42,8 @@ def test_aligned_with_gaps_and_events(market: MarketDataStore) -> None:
     assert first == 0
     assert feed.symbols == ("AAA", "BBB")
     day = int(np.searchsorted(feed.ts, 19_732 * 86_400_000_000))
-    assert np.isnan(feed.fields["close"][day, 1]) and not np.isnan(feed.fields["close"][day, 0])
+    assert np.isnan(feed.fields["close"][day, 1])
+    assert not np.isnan(feed.fields["close"][day, 0])
     kinds = {feed.time(i).date(): [(e.kind, e.value) for e in evs] for i, evs in feed.events.items()}
     assert kinds == {date(2024, 2, 1): [("split", 2.0)], date(2024, 3, 1): [("dividend", 0.5)]}
     split_only, _ = load_feed(market, ["AAA"], start="2024-01-02", adjustment="splits")
