@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import NamedTuple
 
 __all__ = ["Fill", "Order", "OrderStatus", "OrderType", "Position", "Target", "TimeInForce"]
 
@@ -89,9 +90,12 @@ class Order:
         return self.quantity > 0
 
 
-@dataclass(frozen=True, slots=True)
-class Fill:
-    """One execution: ``quantity`` signed, ``price`` including slippage."""
+class Fill(NamedTuple):
+    """One execution: ``quantity`` signed, ``price`` including slippage.
+
+    A named tuple rather than a frozen dataclass: it is as immutable, and the
+    engine makes one per fill on its hot path, where tuples are cheaper to build.
+    """
 
     order_id: int
     symbol: str

@@ -269,7 +269,7 @@ class SimContext:
         self._broker.rules.append(rule)
 
 
-_PROBES = (0.25, 0.5, 0.75)
+_SHORT_PROBE = 2048
 
 
 def _check_causal(
@@ -286,8 +286,9 @@ def _check_causal(
     bar ``i`` depends on bars ``0..i``; recomputing on prefixes checks that.
     """
     n = len(values)
-    for share in _PROBES:
-        k = int(n * share)
+    # A short prefix catches leads (a value that uses the next bars) cheaply; half the
+    # series catches look-ahead that only shows over longer spans (a global max, say).
+    for k in sorted({min(n - 1, _SHORT_PROBE), n // 2}):
         if k < 2:
             continue
         prefix = evaluate(func, [x[:k] for x in inputs], args, name, k)

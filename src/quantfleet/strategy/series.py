@@ -27,6 +27,14 @@ def readonly(values: np.ndarray) -> np.ndarray:
     return out
 
 
+def _owned_readonly(values: np.ndarray) -> np.ndarray:
+    """Like :func:`readonly`, without a copy when ``values`` is a float array nothing else can write."""
+    if isinstance(values, np.ndarray) and values.dtype == np.float64 and values.base is None:
+        values.flags.writeable = False
+        return values
+    return readonly(values)
+
+
 class Line(list[float]):
     """An indicator seen up to the current bar (a list the strategy cannot change)."""
 
@@ -34,7 +42,7 @@ class Line(list[float]):
 
     def __init__(self, values: np.ndarray, name: str = "", *, shown: int = 0) -> None:
         super().__init__()
-        self._array = readonly(values)
+        self._array = _owned_readonly(values)
         self._source: list[float] = self._array.tolist()
         self.name = name
         list.extend(self, self._source[:shown])
