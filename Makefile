@@ -39,6 +39,7 @@ test: $(STAMP) lint
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[bench]"
+	$(BIN)/python benchmarks/data_read.py
 	$(BIN)/python benchmarks/engine.py
 
 clean:

@@ -119,6 +119,7 @@ class MarketDataStore:
         self.cache = cache if is_remote(self.url) else None
         self._tables: dict[tuple[str, int], DeltaTable] = {}
         self._files: dict[int, pa.Table] = {}
+        self._latest: SnapshotId | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> MarketDataStore:
@@ -154,9 +155,21 @@ class MarketDataStore:
         return dt
 
     def latest(self) -> SnapshotId | None:
-        """Return the newest snapshot id, or None while the store is empty."""
+        """Return the newest snapshot id, or None while the store is empty.
+
+        Commits are numbered files in the Delta log, so once a version is known,
+        checking that the next commit file does not exist (one stat or HEAD)
+        proves it is still the newest; the log is replayed only after a change.
+        """
+        known = self._latest
+        if known is not None:
+            nxt = f"{self.table_url('bars')}/_delta_log/{known + 1:020d}.json"
+            with storage_errors(self.url, self.storage):
+                if not self.storage.filesystem(self.url).exists(nxt):
+                    return known
         dt = self._open("bars")
-        return None if dt is None else SnapshotId(dt.version())
+        self._latest = None if dt is None else SnapshotId(dt.version())
+        return self._latest
 
     def resolve(self, ref: SnapshotRef | None = None) -> SnapshotId:
         """Return the snapshot id named by ``ref`` (an id, a tag, or None for the newest)."""
