@@ -228,3 +228,12 @@ def test_rows_come_back_sorted_after_out_of_order_ingests(store: MarketDataStore
     ts = store.read_bars("AAA").table.column("ts").cast(pa.int64()).to_numpy()
     assert np.all(np.diff(ts) > 0)
     assert len(ts) == bars.num_rows
+
+
+def test_a_store_sees_snapshots_written_by_another_process(daily_store: MarketDataStore) -> None:
+    reader = MarketDataStore(daily_store.url)
+    assert reader.latest() == 0
+    writer = MarketDataStore(daily_store.url)
+    writer.ingest_bars([_bars(["AAA"], date(2023, 1, 1), date(2023, 1, 31))], frequency="1d")
+    assert reader.latest() == 1
+    assert reader.catalog()[0].last.date() == date(2023, 1, 31)
