@@ -7,8 +7,6 @@ elsewhere it skips with the command that starts the server.
 
 from __future__ import annotations
 
-import os
-import socket
 from datetime import date
 from pathlib import Path
 
@@ -16,27 +14,10 @@ import pytest
 
 from quantfleet.data import MarketDataStore
 from quantfleet.data.ingest.synthetic import synthetic_bars
+from quantfleet.testing.servers import in_ci, require_server
 
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
-def server_reachable(host: str, port: int, timeout: float = 1.0) -> bool:
-    """Return whether something accepts TCP connections at ``host:port``."""
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-def require_server(name: str, host: str, port: int, how_to_start: str) -> None:
-    """Fail (in CI) or skip (elsewhere) unless ``name`` listens at ``host:port``."""
-    if server_reachable(host, port):
-        return
-    message = f"{name} is not reachable at {host}:{port}; start it with: {how_to_start}"
-    if IN_CI:
-        pytest.fail(message + " (CI=true: server tests may not be skipped)")
-    pytest.skip(message)
+IN_CI = in_ci()
+__all__ = ["IN_CI", "require_server"]
 
 
 @pytest.fixture
