@@ -15,7 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from quantfleet.cli.common import state
-from quantfleet.core.errors import ConfigError, DataError
+from quantfleet.core.errors import DataError
 from quantfleet.core.types import Adjustment, Frequency
 from quantfleet.data import MarketDataStore
 from quantfleet.data.ingest.base import VendorData
@@ -37,6 +37,9 @@ OffSessionOpt = typer.Option(
 )
 ModeOpt = typer.Option("append", "--mode", help="append (refuse overlaps) or upsert (replace bars with the same time).")
 SnapshotOpt = typer.Option(None, "--snapshot", "-s", help="Snapshot id or tag (default: the newest).")
+SymbolsArg = typer.Argument(..., help="Comma-separated symbols, e.g. AAPL,MSFT.")
+StartOpt = typer.Option(..., "--start", help="First date (YYYY-MM-DD).")
+EndOpt = typer.Option(..., "--end", help="Last date (YYYY-MM-DD).")
 
 
 def _progress() -> Progress:
@@ -228,9 +231,9 @@ def ingest_synthetic(
 
 @ingest_app.command("yahoo")
 def ingest_yahoo(
-    symbols: str = typer.Argument(..., help="Comma-separated symbols, e.g. AAPL,MSFT."),
-    start: str = typer.Option(..., "--start", help="First date (YYYY-MM-DD)."),
-    end: str = typer.Option(..., "--end", help="Last date (YYYY-MM-DD)."),
+    symbols: str = SymbolsArg,
+    start: str = StartOpt,
+    end: str = EndOpt,
     frequency: str = FrequencyOpt,
     calendar: str | None = CalendarOpt,
     off_session: str = OffSessionOpt,
@@ -254,9 +257,9 @@ def ingest_yahoo(
 
 @ingest_app.command("alpaca")
 def ingest_alpaca(
-    symbols: str = typer.Argument(..., help="Comma-separated symbols, e.g. AAPL,MSFT."),
-    start: str = typer.Option(..., "--start", help="First date (YYYY-MM-DD)."),
-    end: str = typer.Option(..., "--end", help="Last date (YYYY-MM-DD)."),
+    symbols: str = SymbolsArg,
+    start: str = StartOpt,
+    end: str = EndOpt,
     frequency: str = FrequencyOpt,
     calendar: str | None = CalendarOpt,
     off_session: str = OffSessionOpt,
@@ -266,8 +269,6 @@ def ingest_alpaca(
     from quantfleet.data.ingest.alpaca import fetch_alpaca
 
     key, secret = os.environ.get("APCA_API_KEY_ID"), os.environ.get("APCA_API_SECRET_KEY")
-    if not key or not secret:
-        raise ConfigError("Alpaca needs API keys: set APCA_API_KEY_ID and APCA_API_SECRET_KEY in the environment")
     first, last, freq = _date(start), _date(end), Frequency.parse(frequency)
     ingest_vendor_data(
         state.store(),
