@@ -95,6 +95,8 @@ class SimContext:
         seed: int,
         logger: logging.Logger,
         close_marks: np.ndarray,
+        universe: tuple[str, ...] | None = None,
+        fields: tuple[str, ...] | None = None,
     ) -> None:
         self._feed = feed
         self._cursor = cursor
@@ -102,7 +104,8 @@ class SimContext:
         self._broker = broker
         self._index = {s: j for j, s in enumerate(feed.symbols)}
         self._close_marks = close_marks
-        self.universe: tuple[str, ...] = feed.symbols
+        self.universe: tuple[str, ...] = universe or feed.symbols
+        self._fields = frozenset(fields or FIELDS)
         self.random = np.random.default_rng(seed)
         self.log = _BarLog(logger, {"ctx": self})
         self.subscriptions: dict[str, Any] = {}
@@ -139,7 +142,12 @@ class SimContext:
     def subscribe(
         self, symbols: Sequence[str] | str, *, frequency: str | None = None, fields: Sequence[str] | None = None
     ) -> None:
-        """Declare the data the strategy needs (the universe is loaded; this records and checks the choice)."""
+        """Declare the data the strategy needs; a run loads only the symbols and frequency subscribed.
+
+        Call it first in ``initialize``: the run learns the subscriptions before it
+        loads data (see :mod:`quantfleet.engine.probe`). Without a call, the whole
+        universe is loaded at the run's frequency.
+        """
         names = [symbols] if isinstance(symbols, str) else list(symbols)
         for name in names:
             self._symbol(name)
@@ -196,6 +204,11 @@ class SimContext:
         return values
 
     def _column(self, field: str, j: int) -> np.ndarray:
+        if field not in self._fields:
+            raise UserError(
+                f"field {field!r} is not among the subscribed fields ({', '.join(sorted(self._fields))}); "
+                "add it to ctx.subscribe(..., fields=[...])"
+            )
         key = f"{field}:{j}"
         column = self._history.get(key)
         if column is None:

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from quantfleet.core.errors import QuantfleetError
+from quantfleet.core.errors import InfrastructureError
 from quantfleet.core.orders import Fill
 from quantfleet.engine.broker import SimBroker
 from quantfleet.engine.config import EngineConfig
@@ -61,10 +61,14 @@ def run_backtest(
     source: Path | None = None,
     logger: logging.Logger | None = None,
     progress: ProgressFn | None = None,
+    universe: tuple[str, ...] | None = None,
+    fields: tuple[str, ...] | None = None,
 ) -> BacktestResult:
     """Run ``strategy`` (initialize/on_bar/on_fill/on_end) over ``feed`` and return the result.
 
     ``start`` is the first bar the strategy trades on (default: ``config.warmup``).
+    ``universe`` is ``ctx.universe`` (default: every symbol of the feed); with
+    ``fields``, the strategy sees only those fields (the broker still fills on OHLCV).
     Errors raised by strategy code become :class:`StrategyError` showing the
     user's traceback (``source`` is the strategy file).
     """
@@ -104,6 +108,8 @@ def run_backtest(
         seed=cfg.seed,
         logger=logger or logging.getLogger("quantfleet.strategy"),
         close_marks=close_marks,
+        universe=universe,
+        fields=fields,
     )
     ctx_holder.append(ctx)
     bars = SimBars(feed, cursor)
@@ -115,9 +121,9 @@ def run_backtest(
         strategy.initialize(ctx)
         _loop(strategy.on_bar, ctx, bars, broker, book, ledger, feed, cfg, first, progress, cursor)
         strategy.on_end(ctx)
-    except QuantfleetError:
+    except InfrastructureError:
         raise
-    except Exception as exc:
+    except Exception as exc:  # the strategy's own errors, and its misuse of ctx (UserError)
         where = f" on bar {feed.time(cursor[0]):%Y-%m-%d %H:%M}" if n else ""
         if source is None:
             raise StrategyError(f"your strategy failed{where}: {type(exc).__name__}: {exc}") from exc

@@ -31,12 +31,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from quantfleet import __version__
 from quantfleet.analytics.metrics import TRADING_DAYS, summary
+from quantfleet.core.errors import UserError
 from quantfleet.core.types import Frequency
 from quantfleet.data import MarketDataStore
 from quantfleet.engine import EngineConfig, load_feed, run_backtest
 from quantfleet.engine.feed import Feed
+from quantfleet.engine.probe import probe_subscriptions
 from quantfleet.engine.results import BacktestResult
-from quantfleet.strategy.loader import load_strategy
+from quantfleet.strategy.loader import StrategyError, load_strategy, strategy_error
 
 __all__ = ["BacktestSpec", "RunOutcome", "periods_per_year", "run_spec"]
 
@@ -98,6 +100,13 @@ def run_spec(
 ) -> RunOutcome:
     """Load, run and record ``spec`` into ``run_dir`` (replaced if it exists)."""
     loaded = load_strategy(spec.strategy, class_name=spec.class_name)
+    # Learn what the strategy subscribes to, so only that is loaded; then start afresh.
+    try:
+        subs = probe_subscriptions(loaded.instantiate(spec.params), spec.symbols)
+    except (UserError, StrategyError):
+        raise
+    except Exception as exc:
+        raise strategy_error(exc, loaded.path, " in initialize") from exc
     strategy = loaded.instantiate(spec.params)
     params = (
         {name: getattr(strategy, name, None) for name in loaded.parameters}
@@ -107,10 +116,10 @@ def run_spec(
     cfg = spec.engine
     feed, first = load_feed(
         store,
-        list(spec.symbols),
+        subs.symbols or list(spec.symbols),
         start=spec.start,
         end=spec.end,
-        frequency=spec.frequency,
+        frequency=subs.frequency or spec.frequency,
         snapshot=spec.snapshot,
         adjustment=cfg.adjustment,
         warmup=cfg.warmup,
@@ -130,7 +139,15 @@ def run_spec(
             logger.addHandler(handler)
         try:
             result = run_backtest(
-                strategy, feed, cfg, start=first, source=loaded.path, logger=logger, progress=progress
+                strategy,
+                feed,
+                cfg,
+                start=first,
+                source=loaded.path,
+                logger=logger,
+                progress=progress,
+                universe=tuple(s for s in spec.symbols if s in feed.symbols) or feed.symbols,
+                fields=tuple(sorted(subs.fields)) or None,
             )
         finally:
             for handler in handlers:
