@@ -22,8 +22,9 @@ import boto3
 import pytest
 
 from quantfleet.data import StorageOptions
+from quantfleet.testing.servers import in_ci
 
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+IN_CI = in_ci()
 _START_TIMEOUT_S = 30.0
 # AWS settings from the developer's shell that would send requests elsewhere.
 _AWS_VARS = (

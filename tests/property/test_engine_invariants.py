@@ -8,6 +8,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from quantfleet.core.types import US_PER_DAY
 from quantfleet.engine import EngineConfig, PerShareCommission, run_backtest
 from quantfleet.testing import ScriptedStrategy, make_feed
 
@@ -75,10 +76,10 @@ def test_cash_plus_positions_is_equity_and_fills_stay_in_the_bar(
 
     closes = np.array([row[3] for row in market])
     np.testing.assert_allclose(result.equity, result.cash + result.quantity[:, 0] * closes, rtol=1e-12)
-    lows = {int(t // 86_400_000_000): row[2] for t, row in zip(feed.ts, market, strict=True)}
-    highs = {int(t // 86_400_000_000): row[1] for t, row in zip(feed.ts, market, strict=True)}
+    lows = {int(t // US_PER_DAY): row[2] for t, row in zip(feed.ts, market, strict=True)}
+    highs = {int(t // US_PER_DAY): row[1] for t, row in zip(feed.ts, market, strict=True)}
     for fill in result.fills:
-        day = fill.time_us // 86_400_000_000
+        day = fill.time_us // US_PER_DAY
         assert lows[day] - 1e-9 <= fill.price <= highs[day] + 1e-9
         if volume_limit is not None:
             assert abs(fill.quantity) <= volume_limit * market[list(lows).index(day)][4] + 1e-9
@@ -88,7 +89,7 @@ def test_cash_plus_positions_is_equity_and_fills_stay_in_the_bar(
         assert abs(order.filled_quantity) <= abs(order.quantity) + 1e-9
     # Leverage is checked when an order fills (prices may move it later: there are no margin calls).
     for fill in result.fills:
-        k = list(lows).index(fill.time_us // 86_400_000_000)
+        k = list(lows).index(fill.time_us // US_PER_DAY)
         held = result.quantity[k, 0]
         equity_then = result.cash[k] + held * fill.price
         assert abs(held) * fill.price <= max(equity_then, 0) * (1 + 1e-9) + 1e-6 or abs(held) < abs(

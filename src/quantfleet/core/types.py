@@ -6,7 +6,10 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import NewType
 
-__all__ = ["Adjustment", "Frequency", "SnapshotId", "SnapshotRef"]
+__all__ = ["US_PER_DAY", "Adjustment", "Frequency", "SnapshotId", "SnapshotRef"]
+
+US_PER_DAY = 86_400_000_000
+"""Microseconds in a day: timestamps are UTC microseconds, and a daily bar's is its date's midnight."""
 
 SnapshotId = NewType("SnapshotId", int)
 """A version of the market-data bars table; immutable once written."""

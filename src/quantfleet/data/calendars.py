@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from quantfleet.core.errors import CalendarError
-from quantfleet.core.types import Frequency
+from quantfleet.core.types import US_PER_DAY, Frequency
 
 __all__ = [
     "ALWAYS_OPEN",
@@ -26,7 +26,6 @@ __all__ = [
 ]
 
 ALWAYS_OPEN = "24/7"
-_US_PER_DAY = 86_400_000_000
 
 
 @contextlib.contextmanager
@@ -85,7 +84,7 @@ def calendar_for(name: str, first: pd.Timestamp, last: pd.Timestamp) -> Any:
 def session_dates(name: str, first: pd.Timestamp, last: pd.Timestamp) -> np.ndarray:
     """Return the session dates between ``first`` and ``last`` as days since the epoch."""
     days = sessions(name, first, last)
-    return np.asarray(days.as_unit("us").asi8 // _US_PER_DAY, dtype=np.int64)
+    return np.asarray(days.as_unit("us").asi8 // US_PER_DAY, dtype=np.int64)
 
 
 def off_session_mask(ts_us: np.ndarray, frequency: Frequency, calendar: str) -> np.ndarray:
@@ -99,7 +98,7 @@ def off_session_mask(ts_us: np.ndarray, frequency: Frequency, calendar: str) -> 
     first = pd.Timestamp(int(ts_us.min()), unit="us", tz="UTC")
     last = pd.Timestamp(int(ts_us.max()), unit="us", tz="UTC")
     if not frequency.is_intraday:
-        days = ts_us // _US_PER_DAY
+        days = ts_us // US_PER_DAY
         return ~np.isin(days, session_dates(calendar, first, last))
     cal = calendar_for(calendar, first, last)
     with quiet():

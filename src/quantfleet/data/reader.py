@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from quantfleet.core.errors import DataError, NoDataError, UnknownSymbolError
-from quantfleet.core.types import Adjustment, Frequency, SnapshotId, SnapshotRef
+from quantfleet.core.types import US_PER_DAY, Adjustment, Frequency, SnapshotId, SnapshotRef
 from quantfleet.data.adjust import adjustment_factors
 from quantfleet.data.schema import PRICE_FIELDS, VALUE_FIELDS
 from quantfleet.data.storage import is_remote, storage_errors
@@ -36,7 +36,6 @@ if TYPE_CHECKING:
 __all__ = ["BarData", "TimeLike", "read_bars"]
 
 TimeLike = str | date | datetime | pd.Timestamp
-_US_PER_DAY = 86_400_000_000
 
 
 @dataclass(frozen=True)
@@ -257,7 +256,7 @@ def _adjust(
     if actions.num_rows == 0:
         return table
     ts = table.column("ts").cast(pa.int64()).to_numpy()
-    days = ts // _US_PER_DAY  # session date: UTC date of the bar (see module docs)
+    days = ts // US_PER_DAY  # session date: UTC date of the bar (see module docs)
     codes = table.column("symbol").chunk(0)
     dictionary = codes.dictionary.to_pylist()
     idx = codes.indices.to_numpy()
@@ -293,8 +292,8 @@ def _closes_before(
     store: MarketDataStore, sid: SnapshotId, symbol: str, freq: Frequency, ex_days: np.ndarray
 ) -> dict[int, float]:
     """Return the raw close of the last bar before each ex-date (for ex-dates after the range read)."""
-    last = int(ex_days.max()) * _US_PER_DAY - 1
-    first = int(ex_days.min()) * _US_PER_DAY - 400 * _US_PER_DAY
+    last = int(ex_days.max()) * US_PER_DAY - 1
+    first = int(ex_days.min()) * US_PER_DAY - 400 * US_PER_DAY
     try:
         later = read_bars(
             store,
@@ -307,7 +306,7 @@ def _closes_before(
         )
     except NoDataError:
         return {}
-    days = later.table.column("ts").cast(pa.int64()).to_numpy() // _US_PER_DAY
+    days = later.table.column("ts").cast(pa.int64()).to_numpy() // US_PER_DAY
     closes = later.table.column("close").to_numpy()
     out = {}
     for ex in ex_days:

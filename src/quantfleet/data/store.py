@@ -64,7 +64,6 @@ TABLE_CONFIG = {
 }
 _META_KEY = "quantfleet"
 _TAG_RE = re.compile(r"^[A-Za-z][A-Za-z0-9._-]{0,63}$")
-_US_PER_DAY = 86_400_000_000
 ProgressFn = Callable[[int], None]
 
 

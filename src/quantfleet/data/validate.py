@@ -25,7 +25,6 @@ __all__ = ["OffSession", "ValidationNotes", "check_bars", "coerce_bars", "valida
 
 # Symbols become partition folder names, so no path separators.
 SYMBOL_RE = re.compile(r"^[A-Z0-9^][A-Z0-9.\-_^=]{0,31}$")
-_US_PER_DAY = 86_400_000_000
 _EXAMPLES = 3
 _LOOSE_SCHEMA = pa.schema([pa.field(f.name, f.type) for f in BARS_SCHEMA])
 

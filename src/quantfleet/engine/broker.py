@@ -27,6 +27,7 @@ from collections.abc import Callable
 import numpy as np
 
 from quantfleet.core.orders import Fill, Order, OrderStatus, OrderType, Target, TimeInForce
+from quantfleet.core.types import US_PER_DAY
 from quantfleet.engine.config import EngineConfig
 from quantfleet.engine.feed import Feed
 from quantfleet.engine.portfolio import SimPortfolio
@@ -34,7 +35,6 @@ from quantfleet.strategy.context import RiskRule
 
 __all__ = ["SimBroker"]
 
-_US_PER_DAY = 86_400_000_000
 _EPS = 1e-9
 
 
@@ -61,7 +61,7 @@ class SimBroker:
         self._index = {s: j for j, s in enumerate(feed.symbols)}
         f = feed.fields
         self._o, self._h, self._l, self._c, self._v = f["open"], f["high"], f["low"], f["close"], f["volume"]
-        self._days = feed.ts // _US_PER_DAY
+        self._days = feed.ts // US_PER_DAY
         # Other positions are marked at prices known when a fill happens: this bar's
         # open for fills at the open, its close for fills at the close (never later).
         self._open_marks, self._close_marks = open_marks, close_marks

@@ -11,14 +11,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from quantfleet.core.errors import DataError
-from quantfleet.core.types import Adjustment, Frequency, SnapshotId
+from quantfleet.core.types import US_PER_DAY, Adjustment, Frequency, SnapshotId
 from quantfleet.data import MarketDataStore
 from quantfleet.data.reader import TimeLike, parse_time
 
 __all__ = ["Event", "Feed", "load_feed"]
 
 FIELDS = ("open", "high", "low", "close", "volume")
-_US_PER_DAY = 86_400_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +93,7 @@ def _events(store: MarketDataStore, feed: Feed, adjustment: Adjustment) -> dict[
     actions = store.corporate_actions(feed.snapshot)
     if actions.num_rows == 0:
         return {}
-    days = feed.ts // _US_PER_DAY
+    days = feed.ts // US_PER_DAY
     out: dict[int, list[Event]] = {}
     index = {s: j for j, s in enumerate(feed.symbols)}
     for row in actions.to_pylist():
@@ -126,7 +125,7 @@ def load_feed(
         # Read enough calendar time before the start to hold ``warmup`` bars, then trim.
         per_day = 1 if not freq.is_intraday else max(1, int(390 * 60 / freq.step.total_seconds()))
         days = int(warmup / per_day * 7 / 4) + 10
-        first = parse_time(start) - days * _US_PER_DAY
+        first = parse_time(start) - days * US_PER_DAY
     data = store.read_bars(
         symbols,
         start=datetime.fromtimestamp(first / 1e6, tz=UTC) if first is not None else start,

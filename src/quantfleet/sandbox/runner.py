@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from quantfleet import __version__
 from quantfleet.analytics.metrics import TRADING_DAYS, summary
 from quantfleet.core.errors import UserError
-from quantfleet.core.types import Frequency
+from quantfleet.core.types import US_PER_DAY, Frequency
 from quantfleet.data import MarketDataStore
 from quantfleet.engine import EngineConfig, load_feed, run_backtest
 from quantfleet.engine.feed import Feed
@@ -75,7 +75,7 @@ def periods_per_year(feed: Feed) -> float:
     """Return bars per year: 252 for daily bars; 252 x the median bars per session intraday."""
     if not feed.frequency.is_intraday or feed.n_bars == 0:
         return float(TRADING_DAYS)
-    days = feed.ts // 86_400_000_000
+    days = feed.ts // US_PER_DAY
     _, counts = np.unique(days, return_counts=True)
     return float(TRADING_DAYS * np.median(counts))
 

@@ -8,12 +8,13 @@ from typing import Any
 import numpy as np
 
 from quantfleet.core.orders import Fill
+from quantfleet.core.types import US_PER_DAY
 from quantfleet.engine.feed import Event, Feed
 from quantfleet.strategy import Strategy
 
 __all__ = ["DAY_US", "ScriptedStrategy", "make_feed"]
 
-DAY_US = 86_400_000_000
+DAY_US = US_PER_DAY
 _FIRST_DAY = 19_723  # 2024-01-01
 
 

@@ -9,6 +9,7 @@ import pyarrow as pa
 import pytest
 
 from quantfleet.core.errors import DataError
+from quantfleet.core.types import US_PER_DAY
 from quantfleet.data import MarketDataStore
 from quantfleet.data.ingest.synthetic import synthetic_bars
 from quantfleet.engine import EngineConfig, load_feed, run_backtest
@@ -21,7 +22,7 @@ def market(store: MarketDataStore) -> MarketDataStore:
     # BBB has no bar on Jan 10: the feed shows a gap, not a shifted series.
     keep = ~(
         (bars.column("symbol").to_numpy(zero_copy_only=False) == "BBB")
-        & (bars.column("ts").cast(pa.int64()).to_numpy() == 19_732 * 86_400_000_000)
+        & (bars.column("ts").cast(pa.int64()).to_numpy() == 19_732 * US_PER_DAY)
     )
     store.ingest_bars([bars.filter(pa.array(keep))], frequency="1d")
     store.ingest_corporate_actions(
@@ -41,7 +42,7 @@ def test_aligned_with_gaps_and_events(market: MarketDataStore) -> None:
     feed, first = load_feed(market, ["AAA", "BBB"], start="2024-01-02", end="2024-03-29")
     assert first == 0
     assert feed.symbols == ("AAA", "BBB")
-    day = int(np.searchsorted(feed.ts, 19_732 * 86_400_000_000))
+    day = int(np.searchsorted(feed.ts, 19_732 * US_PER_DAY))
     assert np.isnan(feed.fields["close"][day, 1])
     assert not np.isnan(feed.fields["close"][day, 0])
     kinds = {feed.time(i).date(): [(e.kind, e.value) for e in evs] for i, evs in feed.events.items()}

@@ -21,7 +21,7 @@ import pandas as pd
 import pyarrow as pa
 
 from quantfleet.core.errors import NoDataError
-from quantfleet.core.types import Frequency
+from quantfleet.core.types import US_PER_DAY, Frequency
 from quantfleet.data.calendars import ALWAYS_OPEN, session_bounds, sessions
 from quantfleet.data.ingest.base import VendorData
 from quantfleet.data.schema import BARS_SCHEMA, CORPORATE_ACTIONS_SCHEMA, INSTRUMENTS_SCHEMA
@@ -47,7 +47,7 @@ def _bar_times(start: date, end: date, frequency: Frequency, calendar: str) -> t
     step = int(frequency.step.total_seconds() * 1_000_000)
     if calendar == ALWAYS_OPEN:
         opens = days.as_unit("us").asi8
-        closes = opens + 86_400_000_000
+        closes = opens + US_PER_DAY
     else:
         opens, closes = session_bounds(calendar, days)
     counts = (closes - opens) // step
@@ -132,7 +132,7 @@ def _actions(
     rng: np.random.Generator, symbol: str, ts: np.ndarray, close: np.ndarray
 ) -> tuple[np.ndarray, list[dict[str, object]]]:
     """Return the raw-price scale (splits) and the action rows of one symbol."""
-    days = ts // 86_400_000_000
+    days = ts // US_PER_DAY
     unique_days, first_bar = np.unique(days, return_index=True)
     rows: list[dict[str, object]] = []
     scale = np.ones(len(ts))
