@@ -142,27 +142,47 @@ def run_backtrader(series: list[dict[str, np.ndarray]]) -> tuple[float, float]:
     import backtrader as bt
     import pandas as pd
 
-    class SmaCross(bt.Strategy):  # type: ignore[misc]
-        def __init__(self) -> None:
-            self.cross = bt.ind.CrossOver(bt.ind.SMA(period=FAST), bt.ind.SMA(period=SLOW))
+    class WithAverages(bt.feeds.PandasData):  # type: ignore[misc]
+        # The averages come with the data, computed like the other engines' (pandas' rolling mean):
+        # backtrader's own SMA sums differently, and at minute resolution near-equal averages
+        # then cross on different bars, so the runs would part ways for reasons of rounding alone.
+        lines = ("fast", "slow")
+        params = (("fast", -1), ("slow", -1))
 
+    class SmaCross(bt.Strategy):  # type: ignore[misc]
         def next_open(self) -> None:
-            # Runs at the open of the bar after the one the cross was seen on.
-            signal = self.cross[-1]
-            if signal > 0 and not self.position:
+            # At the open of bar i (cheat-on-open), look at the averages of bars i-2 and i-1.
+            # Crosses are strict, as in backtesting.py and quantfleet: bt.ind.CrossOver would
+            # also count a cross through an exact tie of the two averages.
+            if len(self.data) < 3:
+                return
+            a2, b2 = self.data.fast[-2], self.data.slow[-2]
+            a1, b1 = self.data.fast[-1], self.data.slow[-1]
+            if a2 < b2 and a1 > b1 and not self.position:
                 self.buy(size=int(self.broker.getcash() // self.data.open[0]))
-            elif signal < 0 and self.position:
+            elif a2 > b2 and a1 < b1 and self.position:
                 self.close()
 
     total, seconds = 0.0, 0.0
     for s in series:
+        close = pd.Series(s["close"])
         frame = pd.DataFrame(
-            {"open": s["open"], "high": s["high"], "low": s["low"], "close": s["close"], "volume": s["volume"]},
+            {
+                "open": s["open"],
+                "high": s["high"],
+                "low": s["low"],
+                "close": s["close"],
+                "volume": s["volume"],
+                "fast": close.rolling(FAST).mean().to_numpy(),
+                "slow": close.rolling(SLOW).mean().to_numpy(),
+            },
             index=pd.to_datetime(s["ts"], unit="us"),
         )
         start = time.perf_counter()
         cerebro = bt.Cerebro(stdstats=False, cheat_on_open=True)
-        cerebro.adddata(bt.feeds.PandasData(dataname=frame))
+        intraday = len(s["ts"]) > 1 and int(np.median(np.diff(s["ts"]))) < 86_400_000_000
+        timeframe = bt.TimeFrame.Minutes if intraday else bt.TimeFrame.Days
+        cerebro.adddata(WithAverages(dataname=frame, timeframe=timeframe))
         cerebro.addstrategy(SmaCross)
         cerebro.broker.setcash(CASH)
         cerebro.run()
