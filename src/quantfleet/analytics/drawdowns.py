@@ -48,7 +48,10 @@ def underwater(equity: np.ndarray) -> np.ndarray:
 def drawdown_periods(equity: np.ndarray) -> list[Drawdown]:
     """Return every drawdown episode in time order."""
     uw = underwater(equity)
-    below = np.nan_to_num(uw, nan=0.0) < 0
+    # A bar of unknown equity neither ends nor starts an episode: it carries the state before it.
+    known = ~np.isnan(uw)
+    carried = uw[np.maximum.accumulate(np.where(known, np.arange(len(uw)), 0))] if len(uw) else uw
+    below = np.nan_to_num(carried, nan=0.0) < 0
     if not below.any():
         return []
     # Runs of consecutive bars under water: starts where below turns on, ends where it turns off.
@@ -56,10 +59,12 @@ def drawdown_periods(equity: np.ndarray) -> list[Drawdown]:
     starts = np.flatnonzero(edges == 1)
     stops = np.flatnonzero(edges == -1)  # first bar back at the peak (== len when never recovered)
     n = len(uw)
+    last_high = np.maximum.accumulate(np.where(uw == 0, np.arange(n), 0))
     out = []
     for s, t in zip(starts.tolist(), stops.tolist(), strict=True):
         trough = s + int(np.nanargmin(uw[s:t]))
-        out.append(Drawdown(peak=s - 1, trough=trough, recovery=t if t < n else None, depth=float(uw[trough])))
+        recovery = t if t < n else None
+        out.append(Drawdown(peak=int(last_high[s - 1]), trough=trough, recovery=recovery, depth=float(uw[trough])))
     return out
 
 
