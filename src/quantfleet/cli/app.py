@@ -15,6 +15,7 @@ from rich.console import Console
 
 from quantfleet import __version__
 from quantfleet.cli import data as data_cli
+from quantfleet.cli import report as report_cli
 from quantfleet.cli.backtest import backtest, run_and_report
 from quantfleet.cli.common import state
 from quantfleet.core.errors import ConfigError, InfrastructureError, QuantfleetError, UserError
@@ -33,6 +34,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(data_cli.app, name="data")
+app.add_typer(report_cli.app, name="report")
 app.command("backtest")(backtest)
 err = Console(stderr=True)
 

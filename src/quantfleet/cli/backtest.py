@@ -6,6 +6,7 @@ import hashlib
 import json
 import re
 import sys
+import webbrowser
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,10 @@ from quantfleet.engine import (
 from quantfleet.sandbox import BacktestSpec, RunOutcome, run_spec
 from quantfleet.strategy.loader import load_strategy
 
-__all__ = ["backtest", "parse_commission", "parse_params", "parse_slippage", "print_metrics", "run_and_report"]
+__all__ = [
+    "backtest",
+    "open_in_browser",
+    "parse_commission", "parse_params", "parse_slippage", "print_metrics", "run_and_report"]
 
 out = Console()
 err = Console(stderr=True)
@@ -70,40 +74,57 @@ def parse_slippage(text: str) -> Any:
     raise ConfigError(f"--slippage {text!r}: use none, 5bps, or volume:0.1")
 
 
+_SHOWN = (
+    ("total_return", "pct"),
+    ("cagr", "pct"),
+    ("annual_volatility", "pct"),
+    ("sharpe", "ratio"),
+    ("sortino", "ratio"),
+    ("calmar", "ratio"),
+    ("max_drawdown", "pct"),
+    ("max_drawdown_days", "days"),
+    ("alpha", "pct"),
+    ("beta", "ratio"),
+    ("trades", "int"),
+    ("win_rate", "pct"),
+    ("profit_factor", "ratio"),
+    ("exposure", "pct"),
+    ("turnover", "ratio"),
+    ("final_equity", "money"),
+    ("commission", "money"),
+    ("slippage", "money"),
+)
+
+
+def _shown(value: Any, kind: str) -> str:
+    if value is None:
+        return "n/a"
+    if kind == "pct":
+        return f"{value:.2%}"
+    if kind == "ratio":
+        return f"{value:.2f}"
+    if kind in ("int", "days"):
+        return f"{value:,.0f}"
+    return f"{value:,.2f}"
+
+
 def print_metrics(outcome: RunOutcome) -> None:
-    """Print the metrics table and where the run folder is."""
+    """Print the metrics table (strategy beside benchmark), the run folder and the tearsheet."""
     m = outcome.metrics
+    bench = m.get("benchmark") or {}
     table = Table(title=f"{outcome.manifest['strategy']['name']} · snapshot {outcome.manifest['snapshot']}")
     table.add_column("metric")
-    table.add_column("value", justify="right")
-    pct = {"total_return", "cagr", "annual_volatility", "max_drawdown", "exposure"}
-    for key in (
-        "total_return",
-        "cagr",
-        "annual_volatility",
-        "sharpe",
-        "max_drawdown",
-        "trades",
-        "exposure",
-        "final_equity",
-        "commission",
-        "slippage",
-        "dividends",
-    ):
-        value = m.get(key)
-        if value is None:
-            shown = "n/a"
-        elif key in pct:
-            shown = f"{value:.2%}"
-        elif key == "trades":
-            shown = f"{value:.0f}"
-        elif key == "sharpe":
-            shown = f"{value:.2f}"
-        else:
-            shown = f"{value:,.2f}"
-        table.add_row(key.replace("_", " "), shown)
+    table.add_column("strategy", justify="right")
+    if bench:
+        table.add_column(f"{bench['symbol']} buy & hold", justify="right", style="dim")
+    for key, kind in _SHOWN:
+        row = [key.replace("_", " "), _shown(m.get(key), kind)]
+        if bench:
+            row.append(_shown(bench.get(key), kind) if key in bench else "")
+        table.add_row(*row)
     out.print(table)
     out.print(f"run folder: [bold]{outcome.run_dir}[/bold]")
+    out.print(f"tearsheet:  [bold]{outcome.run_dir / 'tearsheet.html'}[/bold]")
 
 
 def run_and_report(spec: BacktestSpec, run_dir: Path) -> RunOutcome:
@@ -160,13 +181,22 @@ def backtest(
     warmup: int = typer.Option(0, "--warmup", help="Bars before --start that indicators see."),
     seed: int = typer.Option(0, "--seed", help="Seed of ctx.random."),
     class_name: str | None = typer.Option(None, "--class", help="Strategy class, when the file has several."),
+    benchmark: str | None = typer.Option(
+        None, "--benchmark", help="Buy-and-hold benchmark symbol (default: the first of --symbols; 'none' for none)."
+    ),
+    calendar: str | None = typer.Option(
+        None, "--calendar", help="Exchange calendar for annualizing intraday returns (default: QUANTFLEET_CALENDAR)."
+    ),
     out_dir: Path | None = typer.Option(None, "--out", help="Run folder (default: .quantfleet/runs/NAME-HASH)."),
+    open_report: bool = typer.Option(False, "--open", help="Open the tearsheet in the browser when done."),
 ) -> None:
     """Backtest a strategy file and write its run folder."""
     if fill_at not in ("next_open", "close"):
         raise ConfigError(f"--fill-at {fill_at!r}: use next_open or close")
     names = [s.strip().upper() for s in symbols.split(",") if s.strip()]
     store = state.store()
+    if benchmark is not None and benchmark.strip().lower() == "none":
+        benchmark = ""
     spec = BacktestSpec(
         strategy=strategy,
         class_name=class_name,
@@ -189,7 +219,17 @@ def backtest(
             warmup=warmup,
             seed=seed,
         ),
+        benchmark=benchmark.strip().upper() if benchmark is not None else None,
+        calendar=calendar or (state.settings.calendar if state.settings else "XNYS"),
     )
     if not strategy.is_file():
         raise ConfigError(f"{strategy}: no such strategy file")
-    run_and_report(spec, out_dir or _run_dir(spec))
+    outcome = run_and_report(spec, out_dir or _run_dir(spec))
+    if open_report:
+        open_in_browser(outcome.run_dir / "tearsheet.html")
+
+
+def open_in_browser(path: Path) -> None:
+    """Open a report in the default browser, or say where it is when there is none."""
+    if not webbrowser.open(path.resolve().as_uri()):
+        err.print(f"no browser found; open {path} yourself")

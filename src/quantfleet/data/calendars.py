@@ -22,6 +22,7 @@ __all__ = [
     "quiet",
     "session_bounds",
     "session_dates",
+    "session_minutes",
     "sessions",
 ]
 
@@ -107,3 +108,17 @@ def off_session_mask(ts_us: np.ndarray, frequency: Frequency, calendar: str) -> 
     pos = np.searchsorted(allowed, ts_us)
     pos = np.minimum(pos, len(allowed) - 1)
     return ~(allowed[pos] == ts_us) if len(allowed) else np.ones(len(ts_us), dtype=bool)
+
+
+def session_minutes(name: str, first: pd.Timestamp, last: pd.Timestamp) -> float:
+    """Return the typical (median) session length of ``name`` in minutes, e.g. 390 for XNYS.
+
+    The median ignores half-days; a market that never closes has 1,440-minute sessions.
+    """
+    if name == ALWAYS_OPEN:
+        return 1440.0
+    days = sessions(name, first, last)
+    if len(days) == 0:
+        return 390.0
+    opens, closes = session_bounds(name, days)
+    return float(np.median(closes - opens) / 60_000_000)

@@ -3,7 +3,8 @@
 A run folder holds::
 
     manifest.json    what reproduces the run: code hash, parameters, snapshot id, engine settings, version, seed
-    metrics.json     summary metrics (stable keys)
+    metrics.json     metrics of the strategy and its benchmark (stable keys, see the README)
+    tearsheet.html   the report: one self-contained page that opens offline
     equity.parquet   ts, equity, cash, gross and net exposure per bar
     positions.parquet, orders.parquet, fills.parquet, trades.parquet
     log.txt          the strategy's log lines, stamped with bar time
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -25,19 +25,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field
 
 from quantfleet import __version__
-from quantfleet.analytics.metrics import TRADING_DAYS, summary
+from quantfleet.analytics.tearsheet import write_tearsheet
 from quantfleet.core.errors import UserError
-from quantfleet.core.types import US_PER_DAY, Frequency
+from quantfleet.core.types import Frequency
 from quantfleet.data import MarketDataStore
 from quantfleet.engine import EngineConfig, load_feed, run_backtest
-from quantfleet.engine.feed import Feed
 from quantfleet.engine.probe import probe_subscriptions
 from quantfleet.engine.results import BacktestResult
+from quantfleet.sandbox.report import build_report, periods_per_year, tearsheet_data
 from quantfleet.strategy.loader import StrategyError, load_strategy, strategy_error
 
 __all__ = ["BacktestSpec", "RunOutcome", "periods_per_year", "run_spec"]
@@ -59,6 +58,10 @@ class BacktestSpec(BaseModel):
     snapshot: int | str | None = None
     params: dict[str, Any] = Field(default_factory=dict)
     engine: EngineConfig = Field(default_factory=EngineConfig)
+    benchmark: str | None = Field(
+        default=None, description="Buy-and-hold benchmark symbol; default the universe's first; '' for none."
+    )
+    calendar: str = Field(default="XNYS", description="Exchange calendar: annualizes intraday returns.")
 
 
 @dataclass(frozen=True)
@@ -66,24 +69,9 @@ class RunOutcome:
     """Where a run was written and what it measured."""
 
     run_dir: Path
-    metrics: dict[str, float | None]
+    metrics: dict[str, Any]
     manifest: dict[str, Any]
     result: BacktestResult
-
-
-def periods_per_year(feed: Feed) -> float:
-    """Return bars per year: 252 for daily bars; 252 x the median bars per session intraday."""
-    if not feed.frequency.is_intraday or feed.n_bars == 0:
-        return float(TRADING_DAYS)
-    days = feed.ts // US_PER_DAY
-    _, counts = np.unique(days, return_counts=True)
-    return float(TRADING_DAYS * np.median(counts))
-
-
-def _clean(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def _write_json(path: Path, data: Any) -> None:
@@ -153,7 +141,9 @@ def run_spec(
             for handler in handlers:
                 handler.close()
                 logger.removeHandler(handler)
-        metrics = _metrics(result, feed)
+        bench = spec.benchmark if spec.benchmark is not None else (spec.symbols[0] if spec.symbols else "")
+        report = build_report(result, feed, store, calendar=spec.calendar, benchmark=bench.upper() or None)
+        metrics = report.metrics_json()
         manifest = {
             "strategy": {
                 "file": loaded.path.name,
@@ -170,6 +160,9 @@ def run_spec(
             "engine": cfg.model_dump(mode="json"),
             "engine_version": __version__,
             "seed": cfg.seed,
+            "benchmark": report.benchmark.symbol if report.benchmark else None,
+            "calendar": spec.calendar,
+            "periods_per_year": report.periods_per_year,
             "bars": len(result.ts),
             "first_bar": str(feed.time(first)),
             "last_bar": str(feed.time(feed.n_bars - 1)),
@@ -184,6 +177,7 @@ def run_spec(
             ("trades", result.trades_table()),
         ):
             pq.write_table(table, work / f"{name}.parquet", compression="zstd")
+        write_tearsheet(tearsheet_data(report, result, feed, first, manifest), work / "tearsheet.html")
         if run_dir.exists():
             shutil.rmtree(run_dir)
         work.rename(run_dir)
@@ -191,16 +185,3 @@ def run_spec(
         shutil.rmtree(work, ignore_errors=True)
         raise
     return RunOutcome(run_dir, metrics, manifest, result)
-
-
-def _metrics(result: BacktestResult, feed: Feed) -> dict[str, float | None]:
-    trades = result.trades_table()
-    closed = trades.filter(~trades.column("open").to_numpy(zero_copy_only=False)) if trades.num_rows else trades
-    base = summary(
-        result.equity, periods_per_year=periods_per_year(feed), trades=closed.num_rows, exposure=result.gross
-    )
-    out = {k: _clean(v) for k, v in base.items()}
-    out["commission"] = _clean(result.commission)
-    out["slippage"] = _clean(result.slippage)
-    out["dividends"] = _clean(result.dividends)
-    return out

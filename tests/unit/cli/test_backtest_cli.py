@@ -39,6 +39,7 @@ def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_demo_ingests_and_backtests(demo_dir: Path) -> None:
     run = demo_dir / ".quantfleet" / "runs" / "demo"
     assert json.loads((run / "metrics.json").read_text())["trades"] > 0
+    assert (run / "tearsheet.html").stat().st_size > 1_000_000  # plotly.js inlined: opens offline
     again = qf(demo_dir, "demo")  # a second demo reuses the data
     assert again.returncode == 0
     assert "already in" in again.stderr
@@ -87,3 +88,38 @@ def test_backtest_errors_name_the_fix(demo_dir: Path, tmp_path: Path) -> None:
     bad_cost = qf(demo_dir, "backtest", example, "--symbols", "AAA", "--commission", "cheap")
     assert bad_cost.returncode == 2
     assert "use none, 5bps, or 0.005/share" in bad_cost.stderr
+
+
+def test_backtest_writes_a_tearsheet_against_the_named_benchmark(demo_dir: Path) -> None:
+    example = str(ROOT / "examples" / "sma_crossover.py")
+    common = ["--symbols", "AAA,BBB", "--start", "2020-01-01", "--end", "2021-12-31", "--warmup", "30"]
+    done = qf(demo_dir, "backtest", example, *common, "--benchmark", "CCC", "--out", "runs/bench")
+    assert done.returncode == 0, done.stderr
+    assert "CCC buy & hold" in done.stdout  # the benchmark column of the metrics table
+    assert "tearsheet:" in done.stdout
+    assert (demo_dir / "runs" / "bench" / "tearsheet.html").is_file()
+    alone = qf(demo_dir, "backtest", example, *common, "--benchmark", "none", "--out", "runs/alone")
+    assert alone.returncode == 0, alone.stderr
+    assert json.loads((demo_dir / "runs" / "alone" / "metrics.json").read_text())["benchmark"] is None
+    missing = qf(demo_dir, "backtest", example, *common, "--benchmark", "NOPE")
+    assert missing.returncode == 2
+    assert "--benchmark" in missing.stderr
+
+
+def test_report_compare_puts_runs_side_by_side(demo_dir: Path) -> None:
+    example = str(ROOT / "examples" / "sma_crossover.py")
+    for fast in ("5", "20"):
+        done = qf(demo_dir, "backtest", example, "--symbols", "AAA", "--start", "2020-01-01", "--end",
+                  "2021-12-31", "--param", f"fast={fast}", "--out", f"runs/fast{fast}")  # fmt: skip
+        assert done.returncode == 0, done.stderr
+    done = qf(demo_dir, "report", "compare", "runs/fast5", "runs/fast20", "--out", "cmp.html")
+    assert done.returncode == 0, done.stderr
+    page = (demo_dir / "cmp.html").read_text()
+    assert "fast5" in page
+    assert "fast20" in page
+    not_a_run = qf(demo_dir, "report", "compare", "runs/fast5", ".quantfleet")
+    assert not_a_run.returncode == 2
+    assert "not a run folder" in not_a_run.stderr
+    one = qf(demo_dir, "report", "compare", "runs/fast5")
+    assert one.returncode == 2
+    assert "at least two" in one.stderr
