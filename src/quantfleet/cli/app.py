@@ -16,6 +16,7 @@ from rich.console import Console
 from quantfleet import __version__
 from quantfleet.cli import data as data_cli
 from quantfleet.cli import report as report_cli
+from quantfleet.cli import sweep as sweep_cli
 from quantfleet.cli.backtest import backtest, run_and_report
 from quantfleet.cli.common import state
 from quantfleet.core.errors import ConfigError, InfrastructureError, QuantfleetError, UserError
@@ -36,6 +37,8 @@ app = typer.Typer(
 app.add_typer(data_cli.app, name="data")
 app.add_typer(report_cli.app, name="report")
 app.command("backtest")(backtest)
+app.command("sweep")(sweep_cli.sweep)
+app.command("walkforward")(sweep_cli.walkforward)
 err = Console(stderr=True)
 
 

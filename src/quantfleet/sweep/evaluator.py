@@ -1,0 +1,309 @@
+"""The evaluator port: one parameter combination in, its metrics (and optionally its equity) out.
+
+A sweep evaluates thousands of combinations; writing a run folder for each
+would be waste, so an evaluator runs the engine in-process and keeps only what
+the leaderboard needs. Two implementations fit the port:
+
+- :class:`EventEvaluator` runs the event-driven engine, one combination at a
+  time, on a feed loaded once when the evaluator is built (once per worker
+  process in a pool).
+- :class:`VectorizedEvaluator` is the slot for the compiled kernel of
+  ``signals``-style strategies: it evaluates a whole chunk of combinations
+  over plain arrays at once.
+
+Windows are half-open ``[start, end)`` in UTC microseconds over the bars the
+evaluator loaded; ``None`` means the first or the past-the-end bar. A window
+evaluation is exactly the backtest ``run_spec`` would run with that window's
+first and last bar as ``--start`` and ``--end``: the engine's warm-up bars (or
+``lookback`` bars, if more) come from before the window, untraded; the
+strategy never sees a bar after it.
+
+Metrics are the run folder's metrics (``sandbox.report.build_report``)
+without a benchmark, so a leaderboard row equals the run folder of the same
+combination, except for benchmark-relative metrics (alpha, beta, ...).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from quantfleet.analytics.relative import RELATIVE_KEYS
+from quantfleet.core.errors import ConfigError, UserError
+from quantfleet.data import MarketDataStore
+from quantfleet.data.cache import FileCache
+from quantfleet.data.storage import StorageOptions
+from quantfleet.engine import Feed, load_feed, run_backtest
+from quantfleet.engine.probe import probe_subscriptions
+from quantfleet.engine.results import BacktestResult
+from quantfleet.sandbox import BacktestSpec
+from quantfleet.sandbox.report import build_report, periods_per_year
+from quantfleet.strategy.loader import LoadedStrategy, StrategyError, StrategyKind, load_strategy, strategy_error
+
+__all__ = [
+    "EvalResult",
+    "Evaluator",
+    "EvaluatorFactory",
+    "EventEvaluator",
+    "Metrics",
+    "StoreRef",
+    "VectorizedEvaluator",
+    "metrics_of",
+    "slice_feed",
+]
+
+Metrics = dict[str, float | None]
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """What one evaluation measured; ``ts``/``equity`` only when asked for (walk-forward stitching)."""
+
+    metrics: Metrics
+    ts: np.ndarray | None = None
+    equity: np.ndarray | None = None
+
+
+class Evaluator(Protocol):
+    """Evaluate parameter combinations of one strategy on data loaded once."""
+
+    @property
+    def ts(self) -> np.ndarray:
+        """Return the timestamps (UTC microseconds) of the tradable bars."""
+        ...
+
+    @property
+    def periods_per_year(self) -> float:
+        """Return the bars per year that annualize the metrics."""
+        ...
+
+    def evaluate(
+        self,
+        params: Mapping[str, Any],
+        *,
+        start: int | None = None,
+        end: int | None = None,
+        equity: bool = False,
+        lookback: int = 0,
+    ) -> EvalResult:
+        """Return the metrics of ``params`` over ``[start, end)`` (and the equity curve when ``equity``).
+
+        The strategy sees at least ``lookback`` bars before ``start`` (and the engine's warm-up), untraded.
+        """
+        ...
+
+    def evaluate_chunk(
+        self,
+        combos: Sequence[Mapping[str, Any]],
+        *,
+        start: int | None = None,
+        end: int | None = None,
+        lookback: int = 0,
+    ) -> list[Metrics]:
+        """Return the metrics of each combination in ``combos``, in order; keep no equity curve."""
+        ...
+
+
+class EvaluatorFactory(Protocol):
+    """A picklable recipe that builds an evaluator (in the parent, or once in each worker process)."""
+
+    def build(self) -> Evaluator:
+        """Return a ready evaluator: strategy loaded, data read."""
+        ...
+
+
+@dataclass(frozen=True)
+class StoreRef:
+    """A picklable reference to a market-data store: a worker process reopens it from this."""
+
+    url: str
+    storage: StorageOptions | None = None
+    cache_root: str | None = None
+    cache_capacity: int = 0
+    cache_threshold: float = 0.8
+
+    @classmethod
+    def of(cls, store: MarketDataStore) -> StoreRef:
+        """Return the reference of an open store."""
+        cache = store.cache
+        if cache is None:
+            return cls(store.url, store.storage)
+        return cls(store.url, store.storage, str(cache.root), cache.capacity_bytes, cache.threshold)
+
+    def open(self) -> MarketDataStore:
+        """Return the store, opened afresh."""
+        cache = None
+        if self.cache_root is not None:
+            cache = FileCache(Path(self.cache_root), capacity_bytes=self.cache_capacity, threshold=self.cache_threshold)
+        return MarketDataStore(self.url, storage=self.storage, cache=cache)
+
+
+def slice_feed(feed: Feed, lo: int, hi: int) -> Feed:
+    """Return bars ``[lo, hi)`` of ``feed``; corporate actions re-indexed, those on the new first bar dropped.
+
+    A corporate action on the first bar touches nothing (nothing is held yet),
+    which is also what :func:`quantfleet.engine.load_feed` does at a range's start.
+    """
+    events = {i - lo: evs for i, evs in feed.events.items() if lo < i < hi}
+    fields = {k: v[lo:hi] for k, v in feed.fields.items()}
+    return Feed(feed.symbols, feed.ts[lo:hi], fields, feed.frequency, events, feed.snapshot)
+
+
+def metrics_of(result: BacktestResult, feed: Feed, store: MarketDataStore, *, calendar: str) -> Metrics:
+    """Return a run's flat numeric metrics, computed as the run folder's metrics.json is.
+
+    Sweeps run without a benchmark, so benchmark-relative metrics (alpha, beta, ...) are left out.
+    """
+    report = build_report(result, feed, store, calendar=calendar, benchmark=None)
+    out: Metrics = {}
+    for key, value in report.metrics_json().items():
+        if key in RELATIVE_KEYS:
+            continue
+        if value is None:
+            out[key] = None
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            out[key] = float(value) if np.isfinite(value) else None
+    return out
+
+
+def _quiet_logger(name: str) -> logging.Logger:
+    # The strategy's log lines are not kept for sweep evaluations (the top N's run folders keep them).
+    logger = logging.getLogger(f"quantfleet.strategy.sweep.{name}")
+    logger.propagate = False
+    if not logger.handlers:
+        logger.addHandler(logging.NullHandler())
+    return logger
+
+
+class EventEvaluator:
+    """Run the event-driven engine in-process, without writing a run folder.
+
+    The strategy file is loaded and the data read once, here; each evaluation
+    instantiates a fresh strategy with the combination applied on top of
+    ``spec.params``. Subscriptions are probed once, with ``spec.params``: a
+    strategy whose subscriptions depend on a swept parameter is not supported.
+    """
+
+    def __init__(self, spec: BacktestSpec, store: MarketDataStore) -> None:
+        self.spec = spec
+        self.store = store
+        self.loaded: LoadedStrategy = load_strategy(spec.strategy, class_name=spec.class_name)
+        try:
+            subs = probe_subscriptions(self.loaded.instantiate(spec.params), spec.symbols)
+        except (UserError, StrategyError):
+            raise
+        except Exception as exc:
+            raise strategy_error(exc, self.loaded.path, " in initialize") from exc
+        cfg = spec.engine
+        self.feed, self.first = load_feed(
+            store,
+            subs.symbols or list(spec.symbols),
+            start=spec.start,
+            end=spec.end,
+            frequency=subs.frequency or spec.frequency,
+            snapshot=spec.snapshot,
+            adjustment=cfg.adjustment,
+            warmup=cfg.warmup,
+        )
+        self._universe = tuple(s for s in spec.symbols if s in self.feed.symbols) or self.feed.symbols
+        self._fields = tuple(sorted(subs.fields)) or None
+        self._logger = _quiet_logger(self.loaded.sha256[:12])
+
+    @property
+    def ts(self) -> np.ndarray:
+        """Return the timestamps (UTC microseconds) of the tradable bars (after the warm-up)."""
+        return self.feed.ts[self.first :]
+
+    @property
+    def periods_per_year(self) -> float:
+        """Return the bars per year that annualize the metrics (as a run folder's)."""
+        return periods_per_year(self.feed, self.spec.calendar)
+
+    def _bounds(self, start: int | None, end: int | None) -> tuple[int, int]:
+        ts = self.feed.ts
+        lo = self.first if start is None else max(self.first, int(np.searchsorted(ts, start, side="left")))
+        hi = self.feed.n_bars if end is None else int(np.searchsorted(ts, end, side="left"))
+        if hi <= lo:
+            raise ConfigError("an evaluation window holds no bars; widen the window or the date range")
+        return lo, hi
+
+    def run(
+        self, params: Mapping[str, Any], *, start: int | None = None, end: int | None = None, lookback: int = 0
+    ) -> tuple[BacktestResult, Feed]:
+        """Return the engine's result for ``params`` over ``[start, end)``, and the bars it ran on."""
+        lo, hi = self._bounds(start, end)
+        cut = max(0, lo - max(self.spec.engine.warmup, lookback))
+        feed = slice_feed(self.feed, cut, hi) if (cut, hi) != (0, self.feed.n_bars) else self.feed
+        strategy = self.loaded.instantiate({**self.spec.params, **params})
+        result = run_backtest(
+            strategy,
+            feed,
+            self.spec.engine,
+            start=lo - cut,
+            source=self.loaded.path,
+            logger=self._logger,
+            universe=self._universe,
+            fields=self._fields,
+        )
+        return result, feed
+
+    def evaluate(
+        self,
+        params: Mapping[str, Any],
+        *,
+        start: int | None = None,
+        end: int | None = None,
+        equity: bool = False,
+        lookback: int = 0,
+    ) -> EvalResult:
+        """Return the metrics of ``params`` over ``[start, end)`` (and the equity curve when ``equity``)."""
+        result, feed = self.run(params, start=start, end=end, lookback=lookback)
+        metrics = metrics_of(result, feed, self.store, calendar=self.spec.calendar)
+        if equity:
+            return EvalResult(metrics, np.asarray(result.ts).copy(), np.asarray(result.equity).copy())
+        return EvalResult(metrics)
+
+    def evaluate_chunk(
+        self,
+        combos: Sequence[Mapping[str, Any]],
+        *,
+        start: int | None = None,
+        end: int | None = None,
+        lookback: int = 0,
+    ) -> list[Metrics]:
+        """Return the metrics of each combination, one engine run after another."""
+        return [self.evaluate(p, start=start, end=end, lookback=lookback).metrics for p in combos]
+
+
+@dataclass(frozen=True)
+class EventTarget:
+    """Build an :class:`EventEvaluator` (picklable: a worker process builds its own)."""
+
+    spec: BacktestSpec
+    store: StoreRef
+
+    def build(self) -> Evaluator:
+        """Return the evaluator: strategy loaded and data read once."""
+        return EventEvaluator(self.spec, self.store.open())
+
+
+class VectorizedEvaluator:
+    """The slot for the compiled engine of ``signals``-style strategies (arrives with the vectorized engine).
+
+    It will load the arrays once (``open``, ``close``, ``volume`` per symbol),
+    and in :meth:`evaluate_chunk` compute the targets of every combination of
+    the chunk as one (bars x combinations) matrix, run the kernel
+    (``simulate_nb``) over it, and reduce each column's equity to metrics
+    before the next chunk, so memory stays bounded by chunk x bars.
+    """
+
+    def __init__(self, spec: BacktestSpec, store: MarketDataStore) -> None:
+        loaded = load_strategy(spec.strategy, class_name=spec.class_name)
+        if loaded.kind is not StrategyKind.SIGNALS:
+            raise ConfigError(f"{spec.strategy}: the vectorized engine runs signals(...) strategies only")
+        raise ConfigError("the vectorized sweep engine is not available yet; sweep with the event engine")
