@@ -189,8 +189,13 @@ def backtest(
     ),
     out_dir: Path | None = typer.Option(None, "--out", help="Run folder (default: .quantfleet/runs/NAME-HASH)."),
     open_report: bool = typer.Option(False, "--open", help="Open the tearsheet in the browser when done."),
+    simulator: str = typer.Option(
+        "event", "--engine", help="event (any strategy) or vectorized (signals() strategies, compiled)."
+    ),
 ) -> None:
     """Backtest a strategy file and write its run folder."""
+    if simulator not in ("event", "vectorized"):
+        raise ConfigError(f"--engine {simulator!r}: use event or vectorized")
     if fill_at not in ("next_open", "close"):
         raise ConfigError(f"--fill-at {fill_at!r}: use next_open or close")
     names = [s.strip().upper() for s in symbols.split(",") if s.strip()]
@@ -221,6 +226,7 @@ def backtest(
         ),
         benchmark=benchmark.strip().upper() if benchmark is not None else None,
         calendar=calendar or (state.settings.calendar if state.settings else "XNYS"),
+        simulator=simulator,  # type: ignore[arg-type]
     )
     if not strategy.is_file():
         raise ConfigError(f"{strategy}: no such strategy file")

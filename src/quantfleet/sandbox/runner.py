@@ -23,21 +23,22 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field
 
 from quantfleet import __version__
 from quantfleet.analytics.tearsheet import write_tearsheet
-from quantfleet.core.errors import UserError
+from quantfleet.core.errors import ConfigError, UserError
 from quantfleet.core.types import Frequency
 from quantfleet.data import MarketDataStore
 from quantfleet.engine import EngineConfig, load_feed, run_backtest
 from quantfleet.engine.probe import probe_subscriptions
 from quantfleet.engine.results import BacktestResult
+from quantfleet.engine.vectorized import run_vectorized
 from quantfleet.sandbox.report import build_report, periods_per_year, tearsheet_data
-from quantfleet.strategy.loader import StrategyError, load_strategy, strategy_error
+from quantfleet.strategy.loader import StrategyError, StrategyKind, load_strategy, strategy_error
 
 __all__ = ["BacktestSpec", "RunOutcome", "periods_per_year", "run_spec"]
 
@@ -62,6 +63,9 @@ class BacktestSpec(BaseModel):
         default=None, description="Buy-and-hold benchmark symbol; default the universe's first; '' for none."
     )
     calendar: str = Field(default="XNYS", description="Exchange calendar: annualizes intraday returns.")
+    simulator: Literal["event", "vectorized"] = Field(
+        default="event", description="event: the event-driven engine; vectorized: the compiled one (signals only)."
+    )
 
 
 @dataclass(frozen=True)
@@ -88,6 +92,11 @@ def run_spec(
 ) -> RunOutcome:
     """Load, run and record ``spec`` into ``run_dir`` (replaced if it exists)."""
     loaded = load_strategy(spec.strategy, class_name=spec.class_name)
+    if spec.simulator == "vectorized" and loaded.kind is not StrategyKind.SIGNALS:
+        raise ConfigError(
+            f"--engine vectorized runs signals() strategies; {loaded.path.name} is in {loaded.kind} style: "
+            "use --engine event, or write a signals() twin (see examples/sma_crossover_signals.py)"
+        )
     # Learn what the strategy subscribes to, so only that is loaded; then start afresh.
     try:
         subs = probe_subscriptions(loaded.instantiate(spec.params), spec.symbols)
@@ -126,17 +135,22 @@ def run_spec(
             handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
             logger.addHandler(handler)
         try:
-            result = run_backtest(
-                strategy,
-                feed,
-                cfg,
-                start=first,
-                source=loaded.path,
-                logger=logger,
-                progress=progress,
-                universe=tuple(s for s in spec.symbols if s in feed.symbols) or feed.symbols,
-                fields=tuple(sorted(subs.fields)) or None,
-            )
+            if spec.simulator == "vectorized":
+                result = run_vectorized(loaded.target, feed, cfg, params=params, start=first, source=loaded.path)
+                if progress is not None:
+                    progress(feed.n_bars - first, feed.n_bars - first)
+            else:
+                result = run_backtest(
+                    strategy,
+                    feed,
+                    cfg,
+                    start=first,
+                    source=loaded.path,
+                    logger=logger,
+                    progress=progress,
+                    universe=tuple(s for s in spec.symbols if s in feed.symbols) or feed.symbols,
+                    fields=tuple(sorted(subs.fields)) or None,
+                )
         finally:
             for handler in handlers:
                 handler.close()
@@ -159,6 +173,7 @@ def run_spec(
             "snapshot": feed.snapshot,
             "engine": cfg.model_dump(mode="json"),
             "engine_version": __version__,
+            "simulator": spec.simulator,
             "seed": cfg.seed,
             "benchmark": report.benchmark.symbol if report.benchmark else None,
             "calendar": spec.calendar,

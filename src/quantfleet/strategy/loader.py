@@ -27,6 +27,7 @@ __all__ = [
     "LoadedStrategy",
     "StrategyError",
     "StrategyKind",
+    "is_cross_sectional",
     "load_strategy",
     "user_traceback",
 ]
@@ -93,12 +94,26 @@ class _RunStrategy:
         pass
 
 
+def is_cross_sectional(func: Callable[..., Any]) -> bool:
+    """Return whether a ``signals`` function sees all symbols at once (``signals.cross_sectional = True``)."""
+    return getattr(func, "cross_sectional", False) is True
+
+
 class _SignalsStrategy:
     """Run a vectorized ``signals(close, ...)`` function through the event engine.
 
-    The function gets whole arrays of the fields it names and returns a target
-    position per bar (True/1 long, 0 flat, -1 short). Each symbol gets an equal
-    share of equity; a change of target at bar ``i`` trades at the next fill.
+    Per symbol (the default), the function gets whole arrays of the fields it
+    names and returns a target position per bar (True/1 long, 0 flat, -1
+    short). Each symbol gets an equal share of equity; a change of target at
+    bar ``i`` trades at the next fill.
+
+    Cross-sectional (``signals.cross_sectional = True``), it gets (bars,
+    symbols) arrays and returns target weights (share of equity) per bar and
+    symbol; each finite weight is an ``order_target_percent`` on that bar (NaN:
+    no order), those with weight 0 placed first so their sales free cash for
+    the buys. Here it is recomputed on bar ``i`` from the history up to ``i``
+    (look-ahead is impossible, and the cost grows with the square of the bars:
+    the vectorized engine computes it once).
     """
 
     def __init__(self, func: Callable[..., Any], params: dict[str, Any]) -> None:
@@ -107,23 +122,45 @@ class _SignalsStrategy:
         self._inputs = [n for n in names if n in FIELDS]
         self._lines: dict[str, Any] = {}
         self._held: dict[str, float] = {}
+        self._panel = is_cross_sectional(func)
 
     def _compute(self, *arrays: np.ndarray) -> np.ndarray:
         out = np.asarray(self._func(*arrays, **self.params), dtype=np.float64)
         return np.nan_to_num(out, nan=0.0)
 
     def initialize(self, ctx: Context) -> None:
+        if self._panel:
+            return
         for symbol in ctx.universe:
             self._lines[symbol] = ctx.indicator(self._compute, self._inputs, symbol=symbol)
             self._held[symbol] = 0.0
 
     def on_bar(self, ctx: Context, bars: Bars) -> None:
+        if self._panel:
+            self._rebalance(ctx)
+            return
         weight = 1.0 / len(ctx.universe)
         for symbol in bars.symbols:
             want = self._lines[symbol][-1]
             if want != self._held[symbol]:
                 self._held[symbol] = want
                 ctx.order_target_percent(symbol, want * weight)
+
+    def _rebalance(self, ctx: Context) -> None:
+        universe = ctx.universe
+        k = ctx.bar_index + 1
+        arrays = {f: np.column_stack([ctx.history(s, f, k) for s in universe]) for f in self._inputs}
+        out = np.asarray(self._func(**arrays, **self.params), dtype=np.float64)
+        if out.shape != (k, len(universe)):
+            raise UserError(
+                f"signals() returned shape {out.shape}; a cross-sectional signals() must return one weight "
+                f"per bar and symbol ({k}, {len(universe)})"
+            )
+        row = out[-1].tolist()
+        for zero in (True, False):
+            for symbol, weight in zip(universe, row, strict=True):
+                if weight == weight and (weight == 0.0) == zero:
+                    ctx.order_target_percent(symbol, weight)
 
     def on_fill(self, ctx: Context, fill: Fill) -> None:
         pass

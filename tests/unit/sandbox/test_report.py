@@ -109,3 +109,22 @@ def test_annualization_follows_the_calendar() -> None:
     assert periods_per_year(_feed(days, Frequency.MINUTE_5), "XNYS") == 252 * 78
     assert periods_per_year(_feed(days, Frequency.MINUTE_1), "XLON") == 252 * 510
     assert periods_per_year(_feed(days, Frequency.HOUR_1), "24/7") == 365 * 24
+
+
+def test_vectorized_engine_writes_the_same_run_as_the_event_engine(market: MarketDataStore, tmp_path: Path) -> None:
+    twin = EXAMPLES / "sma_crossover_signals.py"
+    cfg = EngineConfig(warmup=30, adjustment=Adjustment.ALL)
+    event = run_spec(spec(strategy=twin, engine=cfg), market, tmp_path / "event")
+    fast = run_spec(spec(strategy=twin, engine=cfg, simulator="vectorized"), market, tmp_path / "vec")
+    assert fast.manifest["simulator"] == "vectorized"
+    assert fast.metrics["trades"] == event.metrics["trades"] > 0
+    np.testing.assert_allclose(fast.result.equity, event.result.equity, rtol=1e-9)
+    for name in ("equity.parquet", "trades.parquet", "fills.parquet"):
+        assert (fast.run_dir / name).read_bytes() == (event.run_dir / name).read_bytes(), name
+
+
+def test_vectorized_engine_refuses_class_strategies_with_the_fix(market: MarketDataStore, tmp_path: Path) -> None:
+    from quantfleet.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="--engine event"):
+        run_spec(spec(simulator="vectorized"), market, tmp_path / "run")
