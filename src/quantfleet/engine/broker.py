@@ -252,12 +252,11 @@ class SimBroker:
         # A target order fills what buying power allows.
         room = (limit * equity - others) / price
         best = math.copysign(max(0.0, room - abs(held)), qty) if abs(held + qty) > abs(held) else qty
-        if not self._cfg.fractional:
-            best = float(math.trunc(best))
+        if self._cfg.fractional:
+            return _largest_fit(fits, best, held), ""
+        best = float(math.trunc(best))
         while best != 0 and not fits(best):
-            best = best - math.copysign(1.0 if not self._cfg.fractional else abs(best) * 1e-6, best)
-            if not self._cfg.fractional:
-                best = float(math.trunc(best))
+            best = float(math.trunc(best - math.copysign(1.0, best)))
         return best, ""
 
     def _book_fill(self, order: Order, i: int, j: int, qty: float, price: float, fill_price: float) -> None:
@@ -293,3 +292,27 @@ class SimBroker:
                     order.limit_price /= ratio
                 if order.stop_price is not None:
                     order.stop_price /= ratio
+
+
+def _largest_fit(fits: Callable[[float], bool], best: float, held: float) -> float:
+    """Return the fractional quantity nearest ``best`` (on the way to 0) that ``fits``; 0 if none.
+
+    On the way from ``best`` towards 0 the position first shrinks (until it is
+    flat, at ``-held``, when ``best`` reverses it) and then grows again, so the
+    part worth searching is from ``best`` to the flat point (or to 0), where
+    fitting only gets easier: a bisection of 64 steps finds its edge. The
+    vectorized kernel does the same arithmetic (``_largest_fit_nb``).
+    """
+    stop = -held if (best > 0) == (-held > 0) and abs(-held) < abs(best) and held != 0 else 0.0
+    if not fits(stop):
+        return 0.0
+    lo, hi = stop, best  # fits(lo), not fits(hi)
+    for _ in range(64):
+        mid = (lo + hi) / 2
+        if mid in (lo, hi):
+            break
+        if fits(mid):
+            lo = mid
+        else:
+            hi = mid
+    return lo

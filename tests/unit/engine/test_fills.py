@@ -227,3 +227,38 @@ def test_a_triggered_stop_fills_its_rest_at_later_opens(run: Run) -> None:
     # Found by the property test: a stop left partly unfilled by the volume limit.
     result = run({0: lambda ctx: ctx.order("X", 250, stop_price=11.4)}, volume_limit=0.1)
     assert fills(result) == [(2, 100, 11.4), (3, 50, 11.0), (4, 100, 8.0)]
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("engine", ["event", "vectorized"])
+def test_fractional_target_order_on_books_over_the_limit_finishes(engine: str) -> None:
+    """Regression: with the books past max leverage, a fractional reversal searched for a fit forever."""
+    from quantfleet.engine.vectorized import run_vectorized
+
+    rows = [(10.0, 10.0, 10.0, 10.0, 1e6)] * 2 + [(30.0, 30.0, 30.0, 30.0, 1e6)] * 3
+    feed = make_feed(rows, ("X", "Y"))
+    cfg = EngineConfig(fractional=True)
+    # Bar 0: short X, long Y (filled at 10). Both triple: gross 300k on equity 100k.
+    # Bar 1: reverse Y to a small short, which cannot fit while X alone is past the limit.
+    targets = np.full((5, 2), np.nan)
+    targets[0] = (-0.5, 0.5)
+    targets[1, 1] = -0.1
+    if engine == "event":
+        result = run_backtest(
+            ScriptedStrategy(
+                {
+                    0: lambda ctx: (ctx.order_target_percent("X", -0.5), ctx.order_target_percent("Y", 0.5)),
+                    1: lambda ctx: ctx.order_target_percent("Y", -0.1),
+                }
+            ),
+            feed,
+            cfg,
+        )
+    else:
+
+        def signals(close: np.ndarray) -> np.ndarray:
+            return targets[: len(close)]
+
+        signals.cross_sectional = True  # type: ignore[attr-defined]
+        result = run_vectorized(signals, feed, cfg)
+    assert result.quantity[-1].tolist() == pytest.approx([-5000.0, 5000.0])  # Y held: nothing else fits

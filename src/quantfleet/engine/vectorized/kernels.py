@@ -190,16 +190,32 @@ def _afford_nb(
         return q
     room = (spec.max_leverage * equity - others) / price
     best = np.copysign(max(0.0, room - abs(held)), q) if abs(held + q) > abs(held) else q
-    if not spec.fractional:
-        best = np.trunc(best)
+    if spec.fractional:
+        return _largest_fit_nb(spec, best, held, others, equity, price, fill_price)
+    best = np.trunc(best)
     while best != 0 and not _fits_nb(spec, best, held, others, equity, price, fill_price):
-        smaller = best - np.copysign(1.0 if not spec.fractional else abs(best) * 1e-6, best)
-        if not spec.fractional:
-            smaller = np.trunc(smaller)
-        if smaller == best:  # a fractional step too small to change it: nothing fits (the event engine spins here)
-            return 0.0
-        best = smaller
-    return best
+        best = np.trunc(best - np.copysign(1.0, best))
+    return float(best)
+
+
+@njit(cache=True)
+def _largest_fit_nb(
+    spec: SimSpec, best: float, held: float, others: float, equity: float, price: float, fill_price: float
+) -> float:
+    """Return the fractional quantity nearest ``best`` that fits (the event broker's ``_largest_fit``)."""
+    stop = -held if (best > 0) == (-held > 0) and abs(-held) < abs(best) and held != 0 else 0.0
+    if not _fits_nb(spec, stop, held, others, equity, price, fill_price):
+        return 0.0
+    lo, hi = stop, best
+    for _ in range(64):
+        mid = (lo + hi) / 2
+        if mid == lo or mid == hi:  # noqa: SIM109 (numba compiles comparisons, not tuple membership)
+            break
+        if _fits_nb(spec, mid, held, others, equity, price, fill_price):
+            lo = mid
+        else:
+            hi = mid
+    return lo
 
 
 @njit(cache=True)
