@@ -16,7 +16,7 @@ from quantfleet.core.errors import ConfigError
 from quantfleet.core.types import Adjustment, Frequency
 from quantfleet.engine import EngineConfig
 from quantfleet.sandbox import BacktestSpec
-from quantfleet.strategy.loader import load_strategy
+from quantfleet.strategy.loader import StrategyKind, load_strategy
 from quantfleet.sweep import Method, Search, SweepJob, SweepOutcome, WalkForwardSpec, parse_space, run_sweep
 from quantfleet.sweep.service import sweep_dir_name
 from quantfleet.sweep.walkforward import parse_period
@@ -139,6 +139,7 @@ def _job(
     seed: int,
     top: int,
     heatmap: str | None,
+    engine: str = "auto",
     walkforward: WalkForwardSpec | None = None,
 ) -> SweepJob:
     if not strategy.is_file():
@@ -149,6 +150,10 @@ def _job(
     if not names:
         raise ConfigError("--symbols: name at least one symbol, e.g. --symbols AAA,BBB")
     loaded = load_strategy(strategy, class_name=class_name)
+    if engine not in ("auto", "event", "vectorized"):
+        raise ConfigError(f"--engine {engine!r}: use auto, event or vectorized")
+    if engine == "auto":
+        engine = "vectorized" if loaded.kind is StrategyKind.SIGNALS else "event"
     space = parse_space(grid, where, loaded.parameters)
     method = Method.RANDOM if random is not None else Method.OPTIMIZE if optimize is not None else Method.GRID
     search = Search(
@@ -178,6 +183,7 @@ def _job(
             warmup=warmup,
         ),
         calendar=calendar or (state.settings.calendar if state.settings else "XNYS"),
+        simulator=engine,  # type: ignore[arg-type]
     )
     return SweepJob(backtest=spec, search=search, top=top, heatmap=axes, walkforward=walkforward)
 
@@ -211,6 +217,9 @@ _CLASS = typer.Option(None, "--class", help="Strategy class, when the file has s
 _CALENDAR = typer.Option(None, "--calendar", help="Exchange calendar for annualizing intraday returns.")
 _OUT = typer.Option(None, "--out", help="Sweep folder (default: .quantfleet/sweeps/NAME-HASH).")
 _OPEN = typer.Option(False, "--open", help="Open the report in the browser when done.")
+_ENGINE = typer.Option(
+    "auto", "--engine", help="auto (vectorized for signals() strategies, else event), event or vectorized."
+)
 
 
 def sweep(
@@ -240,13 +249,14 @@ def sweep(
     calendar: str | None = _CALENDAR,
     out_dir: Path | None = _OUT,
     open_report: bool = _OPEN,
+    engine: str = _ENGINE,
 ) -> None:
     """Sweep a strategy's parameters over a grid, a random draw or an optimizer; rank by a metric."""
     job = _job(
         strategy, symbols=symbols, start=start, end=end, frequency=frequency, param=param, snapshot=snapshot,
         cash=cash, commission=commission, slippage=slippage, warmup=warmup, adjustment=adjustment,
         class_name=class_name, calendar=calendar, grid=grid, where=where, metric=metric, minimize=minimize,
-        random=random, optimize=optimize, seed=seed, top=top, heatmap=heatmap,
+        random=random, optimize=optimize, seed=seed, top=top, heatmap=heatmap, engine=engine,
     )  # fmt: skip
     _run(job, out_dir, workers, open_report)
 
@@ -280,6 +290,7 @@ def walkforward(
     calendar: str | None = _CALENDAR,
     out_dir: Path | None = _OUT,
     open_report: bool = _OPEN,
+    engine: str = _ENGINE,
 ) -> None:
     """Walk forward: optimize on each training window, trade the winner on the test window after it."""
     parse_period(train, option="--train")  # fail before any data is read
@@ -288,7 +299,7 @@ def walkforward(
         strategy, symbols=symbols, start=start, end=end, frequency=frequency, param=param, snapshot=snapshot,
         cash=cash, commission=commission, slippage=slippage, warmup=warmup, adjustment=adjustment,
         class_name=class_name, calendar=calendar, grid=grid, where=where, metric=metric, minimize=minimize,
-        random=random, optimize=optimize, seed=seed, top=0, heatmap=heatmap,
+        random=random, optimize=optimize, seed=seed, top=0, heatmap=heatmap, engine=engine,
         walkforward=WalkForwardSpec(train=train, test=test, anchored=anchored),
     )  # fmt: skip
     _run(job, out_dir, workers, open_report)

@@ -4,6 +4,7 @@ from quantfleet.strategy.base import Strategy
 from quantfleet.strategy.context import Bars, Context, Portfolio, RiskRule
 from quantfleet.strategy.indicators import crossover, ema, rolling_std, rsi, sma
 from quantfleet.strategy.series import Line
+from quantfleet.strategy.signals import hold
 from quantfleet.strategy.sizing import EqualWeight, FixedFraction, FixedQuantity, MaxLeverage, MaxPosition
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "Strategy",
     "crossover",
     "ema",
+    "hold",
     "rolling_std",
     "rsi",
     "sma",

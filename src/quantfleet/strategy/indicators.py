@@ -7,12 +7,56 @@ series does not look ahead.
 
 from __future__ import annotations
 
+import contextlib
+import functools
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
+from typing import Any, TypeVar
+
 import numpy as np
 import pandas as pd
 
-__all__ = ["crossover", "ema", "rolling_std", "rsi", "sma"]
+__all__ = ["crossover", "ema", "indicator_cache", "rolling_std", "rsi", "sma"]
+
+_F = TypeVar("_F", bound=Callable[..., np.ndarray])
+_CACHE: ContextVar[dict[tuple[Any, ...], tuple[np.ndarray, np.ndarray]] | None] = ContextVar(
+    "quantfleet_indicator_cache", default=None
+)
 
 
+@contextlib.contextmanager
+def indicator_cache() -> Iterator[None]:
+    """Reuse indicator results inside the block: a sweep calls ``sma(close, 20)`` once, not per combination.
+
+    Results are keyed by the input array's identity and the arguments; the
+    cache holds a reference to each input, so an identity is never reused for
+    another array while it lives, and it hands out copies, so a strategy that
+    writes into a result cannot change what the next combination sees.
+    """
+    token = _CACHE.set({})
+    try:
+        yield
+    finally:
+        _CACHE.reset(token)
+
+
+def _cached(func: _F) -> _F:
+    @functools.wraps(func)
+    def wrapper(values: np.ndarray, *args: Any, **kwargs: Any) -> np.ndarray:
+        cache = _CACHE.get()
+        if cache is None or not isinstance(values, np.ndarray):
+            return func(values, *args, **kwargs)
+        key = (func.__name__, id(values), values.shape, args, tuple(sorted(kwargs.items())))
+        hit = cache.get(key)
+        if hit is None or hit[0] is not values:
+            hit = (values, func(values, *args, **kwargs))
+            cache[key] = hit
+        return hit[1].copy()
+
+    return wrapper  # type: ignore[return-value]
+
+
+@_cached
 def sma(values: np.ndarray, n: int) -> np.ndarray:
     """Return the simple moving average over ``n`` bars (NaN for the first ``n - 1``).
 
@@ -26,6 +70,7 @@ def sma(values: np.ndarray, n: int) -> np.ndarray:
     return x.rolling(n, min_periods=n).mean().to_numpy(dtype=np.float64)
 
 
+@_cached
 def ema(values: np.ndarray, n: int) -> np.ndarray:
     """Return the exponential moving average with alpha 2/(n+1), seeded by the first SMA."""
     x = np.asarray(values, dtype=np.float64)
@@ -39,12 +84,14 @@ def ema(values: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
+@_cached
 def rolling_std(values: np.ndarray, n: int, ddof: int = 1) -> np.ndarray:
     """Return the rolling standard deviation over ``n`` bars."""
     x = pd.Series(np.asarray(values, dtype=np.float64))
     return x.rolling(n, min_periods=n).std(ddof=ddof).to_numpy(dtype=np.float64)
 
 
+@_cached
 def rsi(values: np.ndarray, n: int = 14) -> np.ndarray:
     """Return Wilder's relative strength index."""
     x = np.asarray(values, dtype=np.float64)

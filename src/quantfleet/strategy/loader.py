@@ -21,6 +21,7 @@ from quantfleet.core.orders import Fill
 from quantfleet.strategy.base import Strategy
 from quantfleet.strategy.context import Bars, Context
 from quantfleet.strategy.params import ParamSpec, params_of_function, resolve_params
+from quantfleet.strategy.signals import as_positions
 
 __all__ = [
     "FIELDS",
@@ -125,8 +126,7 @@ class _SignalsStrategy:
         self._panel = is_cross_sectional(func)
 
     def _compute(self, *arrays: np.ndarray) -> np.ndarray:
-        out = np.asarray(self._func(*arrays, **self.params), dtype=np.float64)
-        return np.nan_to_num(out, nan=0.0)
+        return as_positions(self._func(*arrays, **self.params))
 
     def initialize(self, ctx: Context) -> None:
         if self._panel:

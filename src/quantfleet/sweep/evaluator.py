@@ -25,6 +25,7 @@ combination, except for benchmark-relative metrics (alpha, beta, ...).
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -32,7 +33,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+from numba import njit
 
+from quantfleet.analytics.headline import HEADLINE_KEYS, headline_metrics
 from quantfleet.analytics.relative import RELATIVE_KEYS
 from quantfleet.core.errors import ConfigError, UserError
 from quantfleet.data import MarketDataStore
@@ -41,11 +44,31 @@ from quantfleet.data.storage import StorageOptions
 from quantfleet.engine import Feed, load_feed, run_backtest
 from quantfleet.engine.probe import probe_subscriptions
 from quantfleet.engine.results import BacktestResult
+from quantfleet.engine.vectorized import (
+    Market,
+    SignalsPlan,
+    check_supported,
+    prepare_market,
+    run_vectorized,
+    simulate_nb,
+    spec_of,
+)
+from quantfleet.engine.vectorized.kernels import new_books, new_fill_log, new_order_log
 from quantfleet.sandbox import BacktestSpec
 from quantfleet.sandbox.report import build_report, periods_per_year
-from quantfleet.strategy.loader import LoadedStrategy, StrategyError, StrategyKind, load_strategy, strategy_error
+from quantfleet.strategy.indicators import indicator_cache
+from quantfleet.strategy.loader import (
+    LoadedStrategy,
+    StrategyError,
+    StrategyKind,
+    is_cross_sectional,
+    load_strategy,
+    strategy_error,
+)
+from quantfleet.strategy.params import resolve_params
 
 __all__ = [
+    "VECTOR_KEYS",
     "EvalResult",
     "Evaluator",
     "EvaluatorFactory",
@@ -53,6 +76,7 @@ __all__ = [
     "Metrics",
     "StoreRef",
     "VectorizedEvaluator",
+    "VectorizedTarget",
     "metrics_of",
     "slice_feed",
 ]
@@ -219,9 +243,9 @@ class EventEvaluator:
         """Return the timestamps (UTC microseconds) of the tradable bars (after the warm-up)."""
         return self.feed.ts[self.first :]
 
-    @property
+    @functools.cached_property
     def periods_per_year(self) -> float:
-        """Return the bars per year that annualize the metrics (as a run folder's)."""
+        """Return the bars per year that annualize the metrics (as a run folder's; asked of the calendar once)."""
         return periods_per_year(self.feed, self.spec.calendar)
 
     def _bounds(self, start: int | None, end: int | None) -> tuple[int, int]:
@@ -292,18 +316,113 @@ class EventTarget:
         return EventEvaluator(self.spec, self.store.open())
 
 
-class VectorizedEvaluator:
-    """The slot for the compiled engine of ``signals``-style strategies (arrives with the vectorized engine).
+class VectorizedEvaluator(EventEvaluator):
+    """Run a ``signals`` strategy on the compiled engine; a chunk of combinations costs one kernel call each.
 
-    It will load the arrays once (``open``, ``close``, ``volume`` per symbol),
-    and in :meth:`evaluate_chunk` compute the targets of every combination of
-    the chunk as one (bars x combinations) matrix, run the kernel
-    (``simulate_nb``) over it, and reduce each column's equity to metrics
-    before the next chunk, so memory stays bounded by chunk x bars.
+    Data loading, windows and single evaluations are the event evaluator's
+    (single evaluations build the full result through
+    :func:`~quantfleet.engine.vectorized.run_vectorized`, which gives the same
+    fills and equity as the event engine). :meth:`evaluate_chunk` is the fast
+    path: the signals function runs on input arrays built once, inside an
+    indicator cache (a combination reuses the ``sma(close, 20)`` of the last),
+    the kernel fills one reused set of books and keeps no fill log, and only
+    :data:`VECTOR_KEYS` are scored (:mod:`quantfleet.analytics.headline`,
+    equal to a run folder's values). Memory stays at one equity curve per
+    process whatever the number of combinations. Look-ahead is checked on the
+    first combination of each chunk.
     """
 
     def __init__(self, spec: BacktestSpec, store: MarketDataStore) -> None:
-        loaded = load_strategy(spec.strategy, class_name=spec.class_name)
-        if loaded.kind is not StrategyKind.SIGNALS:
-            raise ConfigError(f"{spec.strategy}: the vectorized engine runs signals(...) strategies only")
-        raise ConfigError("the vectorized sweep engine is not available yet; sweep with the event engine")
+        super().__init__(spec, store)
+        if self.loaded.kind is not StrategyKind.SIGNALS:
+            raise ConfigError(
+                f"{self.loaded.path.name} is in {self.loaded.kind} style; the vectorized engine runs signals() "
+                "strategies only: sweep with --engine event"
+            )
+        check_supported(self.feed, spec.engine)
+        self._sim = spec_of(spec.engine, zero_first=is_cross_sectional(self.loaded.target))
+        self._plans: dict[tuple[int, int], tuple[Feed, SignalsPlan, Market]] = {}
+
+    def run(
+        self, params: Mapping[str, Any], *, start: int | None = None, end: int | None = None, lookback: int = 0
+    ) -> tuple[BacktestResult, Feed]:
+        """Return the compiled engine's result for ``params`` over ``[start, end)``, and the bars it ran on."""
+        lo, hi = self._bounds(start, end)
+        cut = max(0, lo - max(self.spec.engine.warmup, lookback))
+        feed = slice_feed(self.feed, cut, hi) if (cut, hi) != (0, self.feed.n_bars) else self.feed
+        values = resolve_params(self.loaded.parameters, {**self.spec.params, **params})
+        result = run_vectorized(
+            self.loaded.target, feed, self.spec.engine, params=values, start=lo - cut, source=self.loaded.path
+        )
+        return result, feed
+
+    def _plan(self, lo: int, hi: int, cut: int) -> tuple[Feed, SignalsPlan, Market]:
+        key = (cut, hi)
+        if key not in self._plans:
+            self._plans.clear()  # one window at a time: a walk-forward moves on and never comes back
+            feed = slice_feed(self.feed, cut, hi) if key != (0, self.feed.n_bars) else self.feed
+            plan = SignalsPlan(self.loaded.target, feed, first=lo - cut, source=self.loaded.path)
+            self._plans[key] = (feed, plan, prepare_market(feed))
+        return self._plans[key]
+
+    def evaluate_chunk(
+        self,
+        combos: Sequence[Mapping[str, Any]],
+        *,
+        start: int | None = None,
+        end: int | None = None,
+        lookback: int = 0,
+    ) -> list[Metrics]:
+        """Return the headline metrics of each combination, one kernel call each."""
+        lo, hi = self._bounds(start, end)
+        cut = max(0, lo - max(self.spec.engine.warmup, lookback))
+        feed, plan, market = self._plan(lo, hi, cut)
+        first = lo - cut
+        books = new_books(feed.n_bars - first, len(feed.symbols))
+        fills, log = new_fill_log(0), new_order_log(0)
+        out: list[Metrics] = []
+        with indicator_cache():
+            for k, combo in enumerate(combos):
+                values = resolve_params(self.loaded.parameters, {**self.spec.params, **combo})
+                orders = plan.orders(values, check=k == 0)
+                simulate_nb(
+                    market.open, market.close, market.volume, market.open_marks, market.close_marks,
+                    orders, first, self._sim, books, fills, log,
+                )  # fmt: skip
+                metrics: Metrics = dict(headline_metrics(books.equity, self.periods_per_year))
+                metrics["trades"] = float(round_trips_nb(books.quantity))
+                held = np.any(books.quantity != 0, axis=1)
+                metrics["exposure"] = float(np.mean(held)) if len(held) else None
+                out.append(metrics)
+        return out
+
+
+VECTOR_KEYS = (*HEADLINE_KEYS, "trades", "exposure")
+"""The metrics a vectorized sweep scores (a leaderboard's columns)."""
+
+
+@njit(cache=True, nogil=True)
+def round_trips_nb(quantity: np.ndarray) -> int:
+    """Return how many round trips closed: a position that went flat or reversed (as the trades table counts)."""
+    n, m = quantity.shape
+    count = 0
+    for j in range(m):
+        held = 0.0
+        for i in range(n):
+            q = quantity[i, j]
+            if held != 0.0 and (q == 0.0 or (q > 0.0) != (held > 0.0)):
+                count += 1
+            held = q
+    return count
+
+
+@dataclass(frozen=True)
+class VectorizedTarget:
+    """Build a :class:`VectorizedEvaluator` (picklable: a worker process builds its own)."""
+
+    spec: BacktestSpec
+    store: StoreRef
+
+    def build(self) -> Evaluator:
+        """Return the evaluator: strategy loaded, data read, kernel inputs prepared."""
+        return VectorizedEvaluator(self.spec, self.store.open())

@@ -36,7 +36,14 @@ from quantfleet.core.errors import ConfigError
 from quantfleet.data import MarketDataStore
 from quantfleet.sandbox import BacktestSpec, run_spec
 from quantfleet.strategy.loader import load_strategy
-from quantfleet.sweep.evaluator import EventEvaluator, EventTarget, StoreRef
+from quantfleet.sweep.evaluator import (
+    EvaluatorFactory,
+    EventEvaluator,
+    EventTarget,
+    StoreRef,
+    VectorizedEvaluator,
+    VectorizedTarget,
+)
 from quantfleet.sweep.pool import LocalPool
 from quantfleet.sweep.search import Leaderboard, Method, Search, run_search
 from quantfleet.sweep.walkforward import WalkForward, run_walkforward
@@ -145,9 +152,14 @@ def run_sweep(
     """
     spec = job.backtest
     loaded = load_strategy(spec.strategy, class_name=spec.class_name)
-    evaluator = EventEvaluator(spec, store)  # reads the data once here; a broken strategy fails before any pool
-    factory = EventTarget(spec, StoreRef.of(store))
-    with LocalPool(factory, workers=workers, evaluator=evaluator) as pool:
+    # The evaluator reads the data once here, so a broken strategy fails before any pool starts.
+    evaluator: EventEvaluator
+    factory: EvaluatorFactory
+    if spec.simulator == "vectorized":
+        evaluator, factory, chunk = VectorizedEvaluator(spec, store), VectorizedTarget(spec, StoreRef.of(store)), 64
+    else:
+        evaluator, factory, chunk = EventEvaluator(spec, store), EventTarget(spec, StoreRef.of(store)), 4
+    with LocalPool(factory, workers=workers, evaluator=evaluator, chunk=chunk) as pool:
         if job.walkforward is not None:
             wf = job.walkforward
             walk = run_walkforward(

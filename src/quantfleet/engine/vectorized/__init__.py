@@ -8,6 +8,7 @@ simulator (:func:`~.kernels.simulate_nb`) a sweep calls per parameter set, and
 from quantfleet.engine.vectorized.kernels import Books, FillLog, OrderLog, SimSpec, position_orders_nb, simulate_nb
 from quantfleet.engine.vectorized.run import (
     Market,
+    SignalsPlan,
     check_supported,
     prepare_market,
     run_vectorized,
@@ -21,6 +22,7 @@ __all__ = [
     "FillLog",
     "Market",
     "OrderLog",
+    "SignalsPlan",
     "SimSpec",
     "check_supported",
     "position_orders_nb",

@@ -61,8 +61,18 @@ from quantfleet.engine.vectorized.kernels import (
     simulate_nb,
 )
 from quantfleet.strategy.loader import StrategyError, is_cross_sectional, strategy_error
+from quantfleet.strategy.signals import as_positions
 
-__all__ = ["Market", "check_supported", "prepare_market", "run_vectorized", "signal_orders", "simulate", "spec_of"]
+__all__ = [
+    "Market",
+    "SignalsPlan",
+    "check_supported",
+    "prepare_market",
+    "run_vectorized",
+    "signal_orders",
+    "simulate",
+    "spec_of",
+]
 
 SignalsFn = Callable[..., Any]
 
@@ -170,41 +180,65 @@ def signal_orders(
     one value per bar (and symbol), and no look-ahead (its past values do not
     change when later bars are removed).
     """
-    params = dict(params or {})
-    inputs = _inputs(signals)
-    n, m = feed.n_bars, len(feed.symbols)
-    if is_cross_sectional(signals):
+    return SignalsPlan(signals, feed, first=first, source=source).orders(params or {}, check=True)
 
-        def panel(k: int) -> np.ndarray:
-            out = np.asarray(_call(signals, {f: feed.fields[f][:k] for f in inputs}, params, source), np.float64)
-            if out.shape != (k, m):
-                raise UserError(
-                    f"signals() returned shape {out.shape}; a cross-sectional signals() must return one weight "
-                    f"per bar and symbol ({k}, {m})"
-                )
-            return out
 
-        weights = panel(n)
-        _check_panel_causal(panel, weights)
-        orders = weights.copy()
-        orders[:first] = np.nan
-        return orders
+class SignalsPlan:
+    """Call one ``signals`` function on the same bars again and again, as a sweep does.
 
-    positions = np.empty((n, m))
-    for j, symbol in enumerate(feed.symbols):
-        columns = [np.ascontiguousarray(feed.fields[f][:, j]) for f in inputs]
-        for column in columns:
-            column.flags.writeable = False
+    The input arrays are built once, read-only, so that within
+    :func:`quantfleet.strategy.indicators.indicator_cache` the indicators a
+    combination shares with the last one (``sma(close, 20)``) are not computed again.
+    """
+
+    def __init__(self, signals: SignalsFn, feed: Feed, *, first: int = 0, source: Path | None = None) -> None:
+        self.signals, self.feed, self.first, self.source = signals, feed, first, source
+        self.inputs = _inputs(signals)
+        self.cross_sectional = is_cross_sectional(signals)
+        self._columns: list[list[np.ndarray]] = []
+        if not self.cross_sectional:
+            for j in range(len(feed.symbols)):
+                columns = [np.array(feed.fields[f][:, j], dtype=np.float64) for f in self.inputs]
+                for column in columns:
+                    column.flags.writeable = False
+                self._columns.append(columns)
+
+    def orders(self, params: Mapping[str, Any], *, check: bool = False) -> np.ndarray:
+        """Return the (n, m) orders for ``params``; ``check``: also prove the function does not look ahead."""
+        feed, params = self.feed, dict(params)
+        n, m = feed.n_bars, len(feed.symbols)
+        if self.cross_sectional:
+
+            def panel(k: int) -> np.ndarray:
+                fields = {f: feed.fields[f][:k] for f in self.inputs}
+                out = np.asarray(_call(self.signals, fields, params, self.source), np.float64)
+                if out.shape != (k, m):
+                    raise UserError(
+                        f"signals() returned shape {out.shape}; a cross-sectional signals() must return one "
+                        f"weight per bar and symbol ({k}, {m})"
+                    )
+                return out
+
+            weights = panel(n)
+            if check:
+                _check_panel_causal(panel, weights)
+            orders = weights.copy()
+            orders[: self.first] = np.nan
+            return orders
 
         def compute(*arrays: np.ndarray) -> np.ndarray:
-            out = np.asarray(_call(signals, dict(zip(inputs, arrays, strict=True)), params, source), np.float64)
-            return np.nan_to_num(out, nan=0.0)
+            fields = dict(zip(self.inputs, arrays, strict=True))
+            return as_positions(_call(self.signals, fields, params, self.source))
 
-        name = f"signals({symbol})"
-        values = SimContext._evaluate(compute, columns, (), name, n)
-        _check_causal(compute, columns, (), values, name, SimContext._evaluate)
-        positions[:, j] = values
-    return position_orders_nb(positions, feed.fields["close"], first, 1.0 / m)
+        positions = np.empty((n, m))
+        for j, symbol in enumerate(feed.symbols):
+            columns = self._columns[j]
+            name = f"signals({symbol})"
+            values = SimContext._evaluate(compute, columns, (), name, n)
+            if check:
+                _check_causal(compute, columns, (), values, name, SimContext._evaluate)
+            positions[:, j] = values
+        return position_orders_nb(positions, feed.fields["close"], self.first, 1.0 / m)
 
 
 _SHORT_PROBE = 2048
