@@ -76,7 +76,7 @@ __all__ = [
     "Metrics",
     "StoreRef",
     "VectorizedEvaluator",
-    "VectorizedTarget",
+    "make_evaluator",
     "metrics_of",
     "slice_feed",
 ]
@@ -256,13 +256,20 @@ class EventEvaluator:
             raise ConfigError("an evaluation window holds no bars; widen the window or the date range")
         return lo, hi
 
+    def _window(self, start: int | None, end: int | None, lookback: int) -> tuple[int, int, int]:
+        """Return the first and past-the-end bars of a window, and the first bar the strategy sees (warm-up)."""
+        lo, hi = self._bounds(start, end)
+        return lo, hi, max(0, lo - max(self.spec.engine.warmup, lookback))
+
+    def _sliced(self, cut: int, hi: int) -> Feed:
+        return slice_feed(self.feed, cut, hi) if (cut, hi) != (0, self.feed.n_bars) else self.feed
+
     def run(
         self, params: Mapping[str, Any], *, start: int | None = None, end: int | None = None, lookback: int = 0
     ) -> tuple[BacktestResult, Feed]:
         """Return the engine's result for ``params`` over ``[start, end)``, and the bars it ran on."""
-        lo, hi = self._bounds(start, end)
-        cut = max(0, lo - max(self.spec.engine.warmup, lookback))
-        feed = slice_feed(self.feed, cut, hi) if (cut, hi) != (0, self.feed.n_bars) else self.feed
+        lo, hi, cut = self._window(start, end, lookback)
+        feed = self._sliced(cut, hi)
         strategy = self.loaded.instantiate({**self.spec.params, **params})
         result = run_backtest(
             strategy,
@@ -306,14 +313,19 @@ class EventEvaluator:
 
 @dataclass(frozen=True)
 class EventTarget:
-    """Build an :class:`EventEvaluator` (picklable: a worker process builds its own)."""
+    """Build the evaluator of ``spec.simulator`` (picklable: a worker process builds its own)."""
 
     spec: BacktestSpec
     store: StoreRef
 
     def build(self) -> Evaluator:
         """Return the evaluator: strategy loaded and data read once."""
-        return EventEvaluator(self.spec, self.store.open())
+        return make_evaluator(self.spec, self.store.open())
+
+
+def make_evaluator(spec: BacktestSpec, store: MarketDataStore) -> EventEvaluator:
+    """Return the evaluator ``spec.simulator`` names: event-driven, or compiled for ``signals`` strategies."""
+    return VectorizedEvaluator(spec, store) if spec.simulator == "vectorized" else EventEvaluator(spec, store)
 
 
 class VectorizedEvaluator(EventEvaluator):
@@ -347,9 +359,8 @@ class VectorizedEvaluator(EventEvaluator):
         self, params: Mapping[str, Any], *, start: int | None = None, end: int | None = None, lookback: int = 0
     ) -> tuple[BacktestResult, Feed]:
         """Return the compiled engine's result for ``params`` over ``[start, end)``, and the bars it ran on."""
-        lo, hi = self._bounds(start, end)
-        cut = max(0, lo - max(self.spec.engine.warmup, lookback))
-        feed = slice_feed(self.feed, cut, hi) if (cut, hi) != (0, self.feed.n_bars) else self.feed
+        lo, hi, cut = self._window(start, end, lookback)
+        feed = self._sliced(cut, hi)
         values = resolve_params(self.loaded.parameters, {**self.spec.params, **params})
         result = run_vectorized(
             self.loaded.target, feed, self.spec.engine, params=values, start=lo - cut, source=self.loaded.path
@@ -360,7 +371,7 @@ class VectorizedEvaluator(EventEvaluator):
         key = (cut, hi)
         if key not in self._plans:
             self._plans.clear()  # one window at a time: a walk-forward moves on and never comes back
-            feed = slice_feed(self.feed, cut, hi) if key != (0, self.feed.n_bars) else self.feed
+            feed = self._sliced(cut, hi)
             plan = SignalsPlan(self.loaded.target, feed, first=lo - cut, source=self.loaded.path)
             self._plans[key] = (feed, plan, prepare_market(feed))
         return self._plans[key]
@@ -374,8 +385,7 @@ class VectorizedEvaluator(EventEvaluator):
         lookback: int = 0,
     ) -> list[Metrics]:
         """Return the headline metrics of each combination, one kernel call each."""
-        lo, hi = self._bounds(start, end)
-        cut = max(0, lo - max(self.spec.engine.warmup, lookback))
+        lo, hi, cut = self._window(start, end, lookback)
         feed, plan, market = self._plan(lo, hi, cut)
         first = lo - cut
         books = new_books(feed.n_bars - first, len(feed.symbols))
@@ -414,15 +424,3 @@ def round_trips_nb(quantity: np.ndarray) -> int:
                 count += 1
             held = q
     return count
-
-
-@dataclass(frozen=True)
-class VectorizedTarget:
-    """Build a :class:`VectorizedEvaluator` (picklable: a worker process builds its own)."""
-
-    spec: BacktestSpec
-    store: StoreRef
-
-    def build(self) -> Evaluator:
-        """Return the evaluator: strategy loaded, data read, kernel inputs prepared."""
-        return VectorizedEvaluator(self.spec, self.store.open())

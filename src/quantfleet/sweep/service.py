@@ -36,14 +36,7 @@ from quantfleet.core.errors import ConfigError
 from quantfleet.data import MarketDataStore
 from quantfleet.sandbox import BacktestSpec, run_spec
 from quantfleet.strategy.loader import load_strategy
-from quantfleet.sweep.evaluator import (
-    EvaluatorFactory,
-    EventEvaluator,
-    EventTarget,
-    StoreRef,
-    VectorizedEvaluator,
-    VectorizedTarget,
-)
+from quantfleet.sweep.evaluator import EventTarget, StoreRef, make_evaluator
 from quantfleet.sweep.pool import LocalPool
 from quantfleet.sweep.search import Leaderboard, Method, Search, run_search
 from quantfleet.sweep.walkforward import WalkForward, run_walkforward
@@ -153,13 +146,10 @@ def run_sweep(
     spec = job.backtest
     loaded = load_strategy(spec.strategy, class_name=spec.class_name)
     # The evaluator reads the data once here, so a broken strategy fails before any pool starts.
-    evaluator: EventEvaluator
-    factory: EvaluatorFactory
-    if spec.simulator == "vectorized":
-        evaluator, factory, chunk = VectorizedEvaluator(spec, store), VectorizedTarget(spec, StoreRef.of(store)), 64
-    else:
-        evaluator, factory, chunk = EventEvaluator(spec, store), EventTarget(spec, StoreRef.of(store)), 4
-    with LocalPool(factory, workers=workers, evaluator=evaluator, chunk=chunk) as pool:
+    # A compiled evaluation takes a millisecond: bigger chunks keep the pool's messages from dominating.
+    evaluator = make_evaluator(spec, store)
+    chunk = 64 if spec.simulator == "vectorized" else 4
+    with LocalPool(EventTarget(spec, StoreRef.of(store)), workers=workers, evaluator=evaluator, chunk=chunk) as pool:
         if job.walkforward is not None:
             wf = job.walkforward
             walk = run_walkforward(
