@@ -49,6 +49,22 @@ class Settings(BaseSettings):
         "standard AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY variables.",
     )
     s3_region: str = Field(default="us-east-1", description="S3 region.")
+    database_url: str | None = Field(
+        default=None,
+        description="Job metadata database (SQLAlchemy URL): sqlite:///path or "
+        "postgresql+psycopg://user:pass@host/db. Default: sqlite:///<home>/quantfleet.db.",
+    )
+    objects_url: str | None = Field(
+        default=None,
+        description="Root of job objects (code, logs, artifacts): a path or s3://bucket/prefix. "
+        "Default: <home>/objects.",
+    )
+    lease_seconds: float = Field(
+        default=30.0, gt=0, description="A worker's lease on a running job; renewed by heartbeat."
+    )
+    max_attempts: int = Field(
+        default=3, ge=1, description="Attempts before a job whose infrastructure keeps failing is dead."
+    )
 
     @field_validator("calendar")
     @classmethod
@@ -64,6 +80,16 @@ class Settings(BaseSettings):
     def resolved_cache_dir(self) -> Path:
         """Return the cache folder, defaulting to ``<home>/cache``."""
         return self.cache_dir or self.home / "cache"
+
+    @property
+    def resolved_database_url(self) -> str:
+        """Return the job database URL, defaulting to ``sqlite:///<home>/quantfleet.db``."""
+        return self.database_url or f"sqlite:///{self.home / 'quantfleet.db'}"
+
+    @property
+    def resolved_objects_url(self) -> str:
+        """Return the job objects root, defaulting to ``<home>/objects``."""
+        return self.objects_url or str(self.home / "objects")
 
     @property
     def cache_capacity_bytes(self) -> int:

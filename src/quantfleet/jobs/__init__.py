@@ -1,0 +1,63 @@
+"""Jobs: specs, the state machine, and the service that owns every job's life (the database is the truth)."""
+
+from quantfleet.jobs.clock import Clock, SystemClock
+from quantfleet.jobs.errors import (
+    CodeNotFound,
+    DatabaseUnavailable,
+    IdempotencyConflict,
+    IllegalTransition,
+    JobNotFound,
+    StaleAttempt,
+)
+from quantfleet.jobs.logs import LOG_CAP_BYTES, LogWriter
+from quantfleet.jobs.models import (
+    Artifact,
+    ArtifactIn,
+    Attempt,
+    Claim,
+    Heartbeat,
+    Job,
+    JobEvent,
+    LogChunk,
+    Outcome,
+    Page,
+)
+from quantfleet.jobs.service import JobService, Notify
+from quantfleet.jobs.spec import CodeRef, JobId, JobKind, JobSpec, Limits, new_job_id, parse_job_id
+from quantfleet.jobs.states import TERMINAL, JobState, check_transition, is_terminal
+
+__all__ = [
+    "LOG_CAP_BYTES",
+    "TERMINAL",
+    "Artifact",
+    "ArtifactIn",
+    "Attempt",
+    "Claim",
+    "Clock",
+    "CodeNotFound",
+    "CodeRef",
+    "DatabaseUnavailable",
+    "Heartbeat",
+    "IdempotencyConflict",
+    "IllegalTransition",
+    "Job",
+    "JobEvent",
+    "JobId",
+    "JobKind",
+    "JobNotFound",
+    "JobService",
+    "JobSpec",
+    "JobState",
+    "Limits",
+    "LogChunk",
+    "LogWriter",
+    "Notify",
+    "Outcome",
+    "Page",
+    "StaleAttempt",
+    "SystemClock",
+    "check_transition",
+    "is_terminal",
+    "new_job_id",
+    "parse_job_id",
+]

@@ -1,0 +1,329 @@
+"""The worker side of the job service: claim, heartbeat, finish, release, reap, artifacts.
+
+Every write a worker makes is fenced by its claim's attempt number: the job
+row is locked and compared with the claim first, so a worker whose attempt
+was superseded changes nothing.
+"""
+
+from __future__ import annotations
+
+import builtins
+import hashlib
+import logging
+import re
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from quantfleet.core.errors import StorageUnavailable, UserError
+from quantfleet.jobs._records import add_event, end_attempt, lock_job
+from quantfleet.jobs.clock import Clock
+from quantfleet.jobs.models import ArtifactIn, Claim, Heartbeat, Outcome
+from quantfleet.jobs.spec import JobId, JobSpec
+from quantfleet.jobs.states import JobState, check_transition
+from quantfleet.store import Database, ObjectStore
+from quantfleet.store.models import artifacts, attempts, jobs
+
+__all__ = ["WorkerSide", "artifact_prefix"]
+
+log = logging.getLogger("quantfleet.jobs.service")
+
+_ARTIFACT_NAME = re.compile(r"^[A-Za-z0-9_.\-]+(/[A-Za-z0-9_.\-]+)*$")
+
+
+def artifact_prefix(job_id: str, attempt: int) -> str:
+    """Return the object-key folder of one attempt's artifacts."""
+    return f"artifacts/{job_id}/{attempt}"
+
+
+def _first_line(text: str | None, limit: int = 500) -> str | None:
+    if not text or not text.strip():
+        return None
+    return text.strip().splitlines()[0][:limit]
+
+
+class WorkerSide:
+    """What workers call; mixed into :class:`~quantfleet.jobs.service.JobService`."""
+
+    db: Database
+    objects: ObjectStore
+    clock: Clock
+    lease: timedelta
+    max_attempts: int
+
+    def _tell(self, job_ids: Sequence[JobId]) -> None:
+        raise NotImplementedError
+
+    def claim(self, worker: str) -> Claim | None:
+        """Take the next queued job (highest priority, then oldest) atomically; None if none is queued.
+
+        PostgreSQL: ``SELECT ... FOR UPDATE SKIP LOCKED``, so workers never wait
+        on each other's row; SQLite: the write transaction is ``BEGIN
+        IMMEDIATE``, so claims run one at a time. Either way the update is
+        guarded by ``state = 'queued'``.
+        """
+        if not worker or len(worker) > 200:
+            raise UserError("a worker needs a name of 1 to 200 characters")
+        pick = (
+            sa.select(jobs.c.seq, jobs.c.id, jobs.c.attempt, jobs.c.spec)
+            .where(jobs.c.state == JobState.QUEUED)
+            .order_by(jobs.c.priority.desc(), jobs.c.seq)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+        )
+        with self.db.write() as conn:
+            row = conn.execute(pick).mappings().first()
+            if row is None:
+                return None
+            now = self.clock.now()
+            number = row["attempt"] + 1
+            lease = now + self.lease
+            done = conn.execute(
+                sa.update(jobs)
+                .where(jobs.c.seq == row["seq"], jobs.c.state == JobState.QUEUED)
+                .values(
+                    state=JobState.RUNNING,
+                    attempt=number,
+                    worker=worker,
+                    lease_expires_at=lease,
+                    started_at=sa.func.coalesce(jobs.c.started_at, now),
+                    updated_at=now,
+                )
+            )
+            if done.rowcount != 1:  # pragma: no cover - the row is locked; defensive
+                return None
+            conn.execute(
+                sa.insert(attempts).values(
+                    job_id=row["id"],
+                    number=number,
+                    worker=worker,
+                    state=JobState.RUNNING.value,
+                    started_at=now,
+                    heartbeat_at=now,
+                    lease_expires_at=lease,
+                )
+            )
+            add_event(
+                conn,
+                row["id"],
+                at=now,
+                event="claimed",
+                source=JobState.QUEUED,
+                target=JobState.RUNNING,
+                attempt=number,
+                actor=worker,
+            )
+        return Claim(
+            job_id=JobId(row["id"]),
+            attempt=number,
+            spec=JobSpec.model_validate(row["spec"]),
+            worker=worker,
+            lease_expires=lease,
+        )
+
+    def _fenced(self, conn: Connection, claim: Claim) -> Mapping[Any, Any] | None:
+        """Return the job's row, locked, if ``claim`` is its current running attempt; else None (stale)."""
+        row = lock_job(conn, claim.job_id)
+        if row is None or row["attempt"] != claim.attempt or row["state"] != JobState.RUNNING:
+            return None
+        return row
+
+    def heartbeat(self, claim: Claim) -> Heartbeat:
+        """Renew the claim's lease; the answer says whether it is stale and whether cancel was requested.
+
+        A lease that expired but was not reaped yet is renewed: the attempt is
+        still current.
+        """
+        with self.db.write() as conn:
+            row = self._fenced(conn, claim)
+            if row is None:
+                return Heartbeat(ok=False, cancel_requested=False, lease_expires=None)
+            now = self.clock.now()
+            lease = now + self.lease
+            conn.execute(
+                sa.update(jobs)
+                .where(jobs.c.id == claim.job_id, jobs.c.attempt == claim.attempt)
+                .values(lease_expires_at=lease, updated_at=now)
+            )
+            conn.execute(
+                sa.update(attempts)
+                .where(attempts.c.job_id == claim.job_id, attempts.c.number == claim.attempt)
+                .values(heartbeat_at=now, lease_expires_at=lease)
+            )
+        return Heartbeat(ok=True, cancel_requested=row["cancel_requested_at"] is not None, lease_expires=lease)
+
+    def finish(self, claim: Claim, outcome: Outcome) -> bool:
+        """Record how the attempt ended, with its metrics and artifacts, in one transaction.
+
+        Returns False (and records nothing; the attempt's uploaded artifacts are
+        deleted) when the claim is stale. Close the attempt's log writer first,
+        so a reader that sees the job ended has seen all of its log.
+        """
+        with self.db.write() as conn:
+            row = self._fenced(conn, claim)
+            if row is not None:
+                self._record_outcome(conn, row, claim, outcome)
+        if row is None:
+            self._discard(claim)
+            return False
+        return True
+
+    def _record_outcome(self, conn: Connection, row: Mapping[Any, Any], claim: Claim, outcome: Outcome) -> None:
+        check_transition(JobState.RUNNING, outcome.state, job_id=claim.job_id)
+        now = self.clock.now()
+        values: dict[str, Any] = {
+            "state": outcome.state,
+            "finished_at": now,
+            "updated_at": now,
+            "lease_expires_at": None,
+            "error": outcome.error,
+            "metrics": outcome.metrics,
+        }
+        if outcome.state is JobState.CANCELLED and row["cancelled_by"] is None:
+            values["cancelled_by"] = claim.worker
+        conn.execute(sa.update(jobs).where(jobs.c.id == claim.job_id, jobs.c.attempt == claim.attempt).values(**values))
+        end_attempt(conn, claim.job_id, claim.attempt, state=outcome.state.value, at=now, error=outcome.error)
+        for art in outcome.artifacts:
+            conn.execute(
+                sa.insert(artifacts).values(
+                    job_id=claim.job_id,
+                    attempt=claim.attempt,
+                    name=art.name,
+                    url=art.url,
+                    size=art.size,
+                    sha256=art.sha256,
+                    created_at=now,
+                )
+            )
+        add_event(
+            conn,
+            claim.job_id,
+            at=now,
+            event="finished",
+            source=JobState.RUNNING,
+            target=outcome.state,
+            attempt=claim.attempt,
+            actor=claim.worker,
+            detail=_first_line(outcome.error),
+        )
+
+    def _discard(self, claim: Claim) -> None:
+        try:
+            self.objects.delete_prefix(artifact_prefix(claim.job_id, claim.attempt))
+        except StorageUnavailable:
+            log.warning("could not delete the discarded artifacts of job %s attempt %s", claim.job_id, claim.attempt)
+
+    def release(self, claim: Claim, *, reason: str) -> bool:
+        """Give the attempt back after an infrastructure failure: re-queue, or ``dead`` after the last attempt.
+
+        A job whose cancel was requested ends ``cancelled`` instead. Returns
+        False when the claim is stale (nothing changes).
+        """
+        with self.db.write() as conn:
+            row = self._fenced(conn, claim)
+            if row is None:
+                return False
+            target = self._end_lost(
+                conn,
+                row,
+                now=self.clock.now(),
+                attempt_state="released",
+                event="released",
+                actor=claim.worker,
+                reason=reason,
+            )
+        if target is JobState.QUEUED:
+            self._tell([claim.job_id])
+        return True
+
+    def _end_lost(
+        self,
+        conn: Connection,
+        row: Mapping[Any, Any],
+        *,
+        now: datetime,
+        attempt_state: str,
+        event: str,
+        actor: str,
+        reason: str,
+    ) -> JobState:
+        """End an attempt the infrastructure lost: re-queue the job, or end it dead (or cancelled)."""
+        number = row["attempt"]
+        values: dict[str, Any] = {"updated_at": now, "lease_expires_at": None, "worker": None}
+        if row["cancel_requested_at"] is not None:
+            target = JobState.CANCELLED
+            values.update(finished_at=now)
+        elif number >= self.max_attempts:
+            target = JobState.DEAD
+            values.update(finished_at=now, error=f"the infrastructure failed {number} times; the last time: {reason}")
+        else:
+            target = JobState.QUEUED
+        check_transition(JobState.RUNNING, target, job_id=row["id"])
+        conn.execute(
+            sa.update(jobs)
+            .where(jobs.c.id == row["id"], jobs.c.attempt == number, jobs.c.state == JobState.RUNNING)
+            .values(state=target, **values)
+        )
+        end_attempt(conn, row["id"], number, state=attempt_state, at=now, error=reason)
+        add_event(
+            conn,
+            row["id"],
+            at=now,
+            event=event,
+            source=JobState.RUNNING,
+            target=target,
+            attempt=number,
+            actor=actor,
+            detail=reason,
+        )
+        return target
+
+    def reap(self) -> builtins.list[JobId]:
+        """Re-queue (or mark dead) running jobs whose lease expired; return their ids."""
+        now = self.clock.now()
+        query = (
+            sa.select(jobs)
+            .where(jobs.c.state == JobState.RUNNING, jobs.c.lease_expires_at < now)
+            .order_by(jobs.c.seq)
+            .with_for_update(skip_locked=True)
+        )
+        reaped: builtins.list[JobId] = []
+        requeued: builtins.list[JobId] = []
+        with self.db.write() as conn:
+            for row in conn.execute(query).mappings().all():
+                reason = f"lease expired at {row['lease_expires_at'].isoformat()} (worker {row['worker']} lost)"
+                target = self._end_lost(
+                    conn, row, now=now, attempt_state="lost", event="lease_expired", actor="reaper", reason=reason
+                )
+                reaped.append(JobId(row["id"]))
+                if target is JobState.QUEUED:
+                    requeued.append(JobId(row["id"]))
+        self._tell(requeued)
+        return reaped
+
+    def put_artifact(self, claim: Claim, name: str, data: bytes) -> ArtifactIn:
+        """Upload one result object of this attempt; pass the answer to :meth:`finish`."""
+        key = self._artifact_key(claim, name)
+        url = self.objects.put(key, data)
+        return ArtifactIn(name=name, url=url, size=len(data), sha256=hashlib.sha256(data).hexdigest())
+
+    def put_artifact_file(self, claim: Claim, name: str, path: Path) -> ArtifactIn:
+        """Upload one result file of this attempt; pass the answer to :meth:`finish`."""
+        digest = hashlib.sha256()
+        size = 0
+        with open(path, "rb") as src:
+            while chunk := src.read(1 << 20):
+                digest.update(chunk)
+                size += len(chunk)
+        url = self.objects.put_file(self._artifact_key(claim, name), Path(path))
+        return ArtifactIn(name=name, url=url, size=size, sha256=digest.hexdigest())
+
+    @staticmethod
+    def _artifact_key(claim: Claim, name: str) -> str:
+        if not _ARTIFACT_NAME.match(name) or any(part in (".", "..") for part in name.split("/")):
+            raise UserError(f"artifact name {name!r}: use a relative path of letters, digits, '_', '-', '.'")
+        return f"{artifact_prefix(claim.job_id, claim.attempt)}/{name}"

@@ -1,0 +1,112 @@
+"""The job state machine: every legal transition, in one place.
+
+::
+
+                          cancel (at once)
+         +---------------------------------------------------+
+         |                                                   v
+      +--------+   claim    +---------+   finish    +-------------+
+      | queued | ---------> | running | ----------> | succeeded   |
+      +--------+            +---------+             | failed      |
+          ^                  |   |   |              | timed_out   |
+          |  lease expired / |   |   |              | cancelled   |
+          |  released, with  |   |   |              +-------------+
+          |  attempts left   |   |   |  lease expired / released after
+          +------------------+   |   +------------------------------> dead
+                                 |      the last attempt (max_attempts)
+                                 |
+                                 +--> cancelled  (cancel was requested and the
+                                                  worker is lost or released)
+
+``succeeded``, ``failed`` (a user error: an exception in strategy code, a
+memory limit), ``timed_out`` (the wall-clock or CPU limit), ``cancelled`` and
+``dead`` (the infrastructure failed ``max_attempts`` times) are terminal:
+nothing leaves them. :func:`check_transition` refuses anything not drawn here
+with :class:`IllegalTransition`, naming both states.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import StrEnum
+from types import MappingProxyType
+
+from quantfleet.core.errors import UserError
+
+__all__ = [
+    "FINISH_STATES",
+    "TERMINAL",
+    "TRANSITIONS",
+    "IllegalTransition",
+    "JobState",
+    "check_transition",
+    "is_terminal",
+]
+
+
+class JobState(StrEnum):
+    """Where a job is in its life."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+    CANCELLED = "cancelled"
+    DEAD = "dead"
+
+
+class IllegalTransition(UserError):
+    """A job was asked to move between two states the state machine does not connect."""
+
+    def __init__(self, source: JobState, target: JobState, *, job_id: str | None = None) -> None:
+        self.source = JobState(source)
+        self.target = JobState(target)
+        self.job_id = job_id
+        who = f"job {job_id}" if job_id else "a job"
+        allowed = ", ".join(sorted(TRANSITIONS[self.source])) or "nothing (it is terminal)"
+        super().__init__(
+            f"{who} cannot go from {self.source.value!r} to {self.target.value!r}; "
+            f"from {self.source.value!r} it can go to: {allowed}"
+        )
+
+
+TRANSITIONS: Mapping[JobState, frozenset[JobState]] = MappingProxyType(
+    {
+        JobState.QUEUED: frozenset({JobState.RUNNING, JobState.CANCELLED}),
+        JobState.RUNNING: frozenset(
+            {
+                JobState.SUCCEEDED,
+                JobState.FAILED,
+                JobState.TIMED_OUT,
+                JobState.CANCELLED,
+                JobState.QUEUED,
+                JobState.DEAD,
+            }
+        ),
+        JobState.SUCCEEDED: frozenset(),
+        JobState.FAILED: frozenset(),
+        JobState.TIMED_OUT: frozenset(),
+        JobState.CANCELLED: frozenset(),
+        JobState.DEAD: frozenset(),
+    }
+)
+
+TERMINAL: frozenset[JobState] = frozenset(state for state, targets in TRANSITIONS.items() if not targets)
+
+# The outcomes a worker may report for its attempt in ``JobService.finish``.
+FINISH_STATES: frozenset[JobState] = frozenset(
+    {JobState.SUCCEEDED, JobState.FAILED, JobState.TIMED_OUT, JobState.CANCELLED}
+)
+
+
+def is_terminal(state: JobState | str) -> bool:
+    """Return whether nothing can follow ``state``."""
+    return JobState(state) in TERMINAL
+
+
+def check_transition(source: JobState | str, target: JobState | str, *, job_id: str | None = None) -> None:
+    """Raise :class:`IllegalTransition` unless the state machine allows ``source -> target``."""
+    src, dst = JobState(source), JobState(target)
+    if dst not in TRANSITIONS[src]:
+        raise IllegalTransition(src, dst, job_id=job_id)

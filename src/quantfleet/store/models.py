@@ -1,0 +1,155 @@
+"""The metadata schema: SQLAlchemy Core tables, kept equal to the Alembic migrations by a test.
+
+::
+
+    jobs              one row per job: its spec (JSON; JSONB on PostgreSQL), state, current
+                      attempt and lease, cancel request, error, metrics summary
+    attempts          one row per attempt (job_id, number): worker, lease, how it ended
+    job_events        the audit log: every state change (and cancel request), with its time
+    artifacts         result objects recorded by the attempt that finished the job
+    idempotency_keys  (owner, key) -> the job first submitted with it, and that spec's hash
+
+``jobs.seq`` (an autoincrement integer) orders submissions; ``jobs.id`` is the
+public id (32 hex digits). Timestamps are UTC; SQLite stores them naive, and
+:class:`UTCDateTime` hands them back timezone-aware.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Dialect
+
+__all__ = [
+    "JSONDoc",
+    "UTCDateTime",
+    "artifacts",
+    "attempts",
+    "idempotency_keys",
+    "job_events",
+    "jobs",
+    "metadata",
+]
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = sa.MetaData(naming_convention=NAMING)
+
+JSONDoc = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+"""JSON documents: JSONB on PostgreSQL (indexable, compact), JSON text elsewhere."""
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """A UTC timestamp: stored naive on SQLite, as ``timestamptz`` on PostgreSQL; always read back aware."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: quantfleet stores timezone-aware UTC times")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _id(**kw: Any) -> sa.String:
+    return sa.String(32, **kw)
+
+
+jobs = sa.Table(
+    "jobs",
+    metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("id", _id(), nullable=False, unique=True),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("owner", sa.String(200), nullable=False, index=True),
+    sa.Column("priority", sa.Integer, nullable=False),
+    sa.Column("parent_id", _id(), sa.ForeignKey("jobs.id"), nullable=True, index=True),
+    sa.Column("spec", JSONDoc, nullable=False),
+    sa.Column("spec_hash", sa.String(64), nullable=False),
+    sa.Column("idempotency_key", sa.String(200), nullable=True),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("worker", sa.String(200), nullable=True),
+    sa.Column("lease_expires_at", UTCDateTime, nullable=True),
+    sa.Column("submitted_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("started_at", UTCDateTime, nullable=True),
+    sa.Column("finished_at", UTCDateTime, nullable=True),
+    sa.Column("cancel_requested_at", UTCDateTime, nullable=True),
+    sa.Column("cancelled_by", sa.String(200), nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("metrics", JSONDoc, nullable=True),
+    # What a claim scans: queued jobs by priority, then submission order.
+    sa.Index("ix_jobs_claim", "state", "priority", "seq"),
+    # What the reaper scans: running jobs by lease expiry.
+    sa.Index("ix_jobs_lease", "state", "lease_expires_at"),
+)
+
+attempts = sa.Table(
+    "attempts",
+    metadata,
+    sa.Column("job_id", _id(), sa.ForeignKey("jobs.id"), primary_key=True),
+    sa.Column("number", sa.Integer, primary_key=True),
+    sa.Column("worker", sa.String(200), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("started_at", UTCDateTime, nullable=False),
+    sa.Column("heartbeat_at", UTCDateTime, nullable=False),
+    sa.Column("lease_expires_at", UTCDateTime, nullable=False),
+    sa.Column("finished_at", UTCDateTime, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+)
+
+job_events = sa.Table(
+    "job_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("job_id", _id(), sa.ForeignKey("jobs.id"), nullable=False, index=True),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("event", sa.String(32), nullable=False),
+    sa.Column("from_state", sa.String(16), nullable=True),
+    sa.Column("to_state", sa.String(16), nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=True),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("detail", sa.Text, nullable=True),
+)
+
+artifacts = sa.Table(
+    "artifacts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("job_id", _id(), sa.ForeignKey("jobs.id"), nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("name", sa.String(300), nullable=False),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("job_id", "name", name="uq_artifacts_job_id_name"),
+)
+
+idempotency_keys = sa.Table(
+    "idempotency_keys",
+    metadata,
+    sa.Column("owner", sa.String(200), primary_key=True),
+    sa.Column("key", sa.String(200), primary_key=True),
+    sa.Column("job_id", _id(), sa.ForeignKey("jobs.id"), nullable=False),
+    sa.Column("spec_hash", sa.String(64), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
