@@ -41,6 +41,8 @@ bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[bench]"
 	$(BIN)/python benchmarks/data_read.py
 	$(BIN)/python benchmarks/engine.py
+	$(BIN)/python benchmarks/sweep.py
+	$(BIN)/python benchmarks/jobs.py
 
 clean:
 	rm -rf $(VENV) .quantfleet .pytest_cache .mypy_cache .ruff_cache

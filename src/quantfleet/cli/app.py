@@ -15,6 +15,7 @@ from rich.console import Console
 
 from quantfleet import __version__
 from quantfleet.cli import data as data_cli
+from quantfleet.cli import jobs as jobs_cli
 from quantfleet.cli import report as report_cli
 from quantfleet.cli import sweep as sweep_cli
 from quantfleet.cli.backtest import backtest, run_and_report
@@ -39,6 +40,10 @@ app.add_typer(report_cli.app, name="report")
 app.command("backtest")(backtest)
 app.command("sweep")(sweep_cli.sweep)
 app.command("walkforward")(sweep_cli.walkforward)
+app.command("submit")(jobs_cli.submit)
+app.add_typer(jobs_cli.app, name="jobs")
+app.command("worker")(jobs_cli.worker)
+app.command("up")(jobs_cli.up)
 err = Console(stderr=True)
 
 
@@ -94,6 +99,8 @@ def demo() -> None:
         engine=EngineConfig(commission=BpsCommission(bps=5), warmup=30, adjustment=Adjustment.SPLITS),
     )
     run_and_report(spec, (state.settings.home if state.settings else Path(".quantfleet")) / "runs" / "demo")
+    err.print("\n[bold]Submitting the examples as jobs to a local worker pool[/bold]")
+    jobs_cli.demo_jobs(state.settings or load_settings(), examples=example.parent)
 
 
 def _example(name: str) -> Path:

@@ -1,0 +1,174 @@
+"""The child process of one job: run the task in its work folder, report through files and the exit code.
+
+Run as ``python -m quantfleet.dispatch.child WORK`` (a fresh interpreter: the
+launcher the sandbox will wrap) or forked from the worker's pre-imported fork
+server (:func:`forked_entry`; the default, so a job does not pay for importing
+pandas, pyarrow and numba). Either way the child
+
+- is the leader of its own session and process group, so the worker can kill
+  the whole tree with one ``killpg``;
+- has its stdout and stderr on one pipe the worker reads into the job's log,
+  and the strategy's logger writes there too;
+- applies its resource limits before the strategy file is loaded;
+- watches its stdin: the worker holds the other end, so when the worker dies
+  the child kills its own process group instead of running on unobserved;
+- never imports the job service, the database layer or their settings: no
+  database credentials reach it (import-linter checks the imports, and the
+  launcher scrubs the environment).
+
+Exit codes: 0 done, 2 user error (the message, user's traceback first, on
+stderr and in result.json), 3 (or any other) infrastructure failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import threading
+import traceback
+from pathlib import Path
+from typing import Any
+
+from quantfleet.core.errors import InfrastructureError, UserError
+from quantfleet.dispatch.fanout import expand_sweep, gather_sweep, run_sweep_request
+from quantfleet.dispatch.limits import Limits, apply_limits
+from quantfleet.dispatch.task import (
+    CHILDREN_FILE,
+    EXIT_INFRA,
+    EXIT_OK,
+    EXIT_USER,
+    OUT_DIR,
+    Task,
+    TaskKind,
+    TaskResult,
+)
+
+# Imported here, not per task: the fork server preloads this module, so children start with them in memory.
+from quantfleet.sandbox import BacktestSpec, run_spec
+
+__all__ = ["forked_entry", "main", "run_task"]
+
+
+def _watch_parent(fd: int) -> None:
+    """Kill this process group when ``fd`` (the worker's end of a pipe) reaches EOF: the worker is gone."""
+
+    def watch() -> None:
+        try:
+            while os.read(fd, 4096):
+                pass
+        except OSError:
+            pass
+        os.killpg(os.getpgrp(), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="quantfleet-parent-watch", daemon=True).start()
+
+
+def _limit_exceeded(limits: Limits) -> None:
+    def on_xcpu(signum: int, frame: Any) -> None:
+        sys.stderr.write(f"\nquantfleet: CPU time limit of {limits.cpu_seconds:g}s exceeded\n")
+        sys.stderr.flush()
+        os._exit(128 + signal.SIGXCPU)
+
+    signal.signal(signal.SIGXCPU, on_xcpu)
+
+
+def run_task(work: Path) -> int:
+    """Run the task in ``work``; write result.json; return the exit code."""
+    task = Task.read(work)
+    apply_limits(task.limits)
+    if task.limits.cpu_seconds is not None:
+        _limit_exceeded(task.limits)
+    try:
+        result = _dispatch(task, work)
+    except UserError as exc:
+        message = str(exc)
+        sys.stderr.write(f"\n{message}\n")
+        TaskResult(status="user_error", message=message).write(work)
+        return EXIT_USER
+    except MemoryError:
+        limit = task.limits.memory_bytes
+        message = "the job ran out of memory" + (
+            f" (its limit is {limit / 1024**2:,.0f} MiB); ask for more memory or use less data" if limit else ""
+        )
+        sys.stderr.write(f"\n{message}\n")
+        TaskResult(status="user_error", message=message).write(work)
+        return EXIT_USER
+    except InfrastructureError as exc:
+        sys.stderr.write(f"\n{exc}\n")
+        TaskResult(status="infra_error", message=str(exc)).write(work)
+        return EXIT_INFRA
+    except Exception as exc:  # a bug of ours, or a library failing: not the user's fault, retry
+        text = "".join(traceback.format_exception(exc))
+        sys.stderr.write(text)
+        TaskResult(status="infra_error", message=f"{type(exc).__name__}: {exc}").write(work)
+        return EXIT_INFRA
+    result.write(work)
+    return EXIT_OK
+
+
+def _dispatch(task: Task, work: Path) -> TaskResult:
+    store = task.data.open()
+    out = work / OUT_DIR
+    if task.kind is TaskKind.BACKTEST:
+        spec = BacktestSpec.model_validate({**task.spec, "strategy": str(work / task.spec["strategy"])})
+        outcome = run_spec(spec, store, out, log_stream=sys.stderr)
+        return TaskResult(status="ok", metrics=outcome.metrics)
+    if task.kind is TaskKind.EXPAND:
+        return TaskResult(status="ok", combos=expand_sweep(task.spec, work))
+    if task.kind is TaskKind.GATHER:
+        children = json.loads((work / CHILDREN_FILE).read_text())
+        return TaskResult(status="ok", metrics=gather_sweep(task.spec, children, work, out))
+    return TaskResult(status="ok", metrics=run_sweep_request(task.spec, work, store, out))
+
+
+def _line_buffered() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(line_buffering=True, errors="backslashreplace")
+
+
+def forked_entry(work: str, out_fd: Any, life_fd: Any) -> None:
+    """Run in a child forked by the fork server: own session, output on the pipe, then the task."""
+    os.setsid()
+    out, life = out_fd.fileno(), life_fd.fileno()
+    os.dup2(out, 1)
+    os.dup2(out, 2)
+    os.dup2(life, 0)
+    for fd in {out, life} - {0, 1, 2}:
+        os.close(fd)
+    code = EXIT_INFRA
+    try:
+        # Fresh streams over the new fds: the server's own may wrap a file (a test runner's capture).
+        sys.stdout = open(1, "w", buffering=1, encoding="utf-8", errors="backslashreplace", closefd=False)  # noqa: SIM115
+        sys.stderr = open(2, "w", buffering=1, encoding="utf-8", errors="backslashreplace", closefd=False)  # noqa: SIM115
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.chdir(work)
+        _watch_parent(0)
+        code = run_task(Path(work))
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``python -m quantfleet.dispatch.child WORK`` (the launcher already made this a session leader)."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        sys.stderr.write("usage: python -m quantfleet.dispatch.child WORK\n")
+        return EXIT_INFRA
+    _line_buffered()
+    _watch_parent(0)
+    return run_task(Path(args[0]).resolve())
+
+
+if __name__ == "__main__":  # pragma: no cover - run as a process
+    sys.exit(main())

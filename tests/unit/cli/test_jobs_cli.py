@@ -1,0 +1,115 @@
+"""quantfleet submit, jobs ls/show/logs/cancel/artifacts/rerun, end to end through Typer with a local worker."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from quantfleet.cli import jobs as jobs_cli
+from quantfleet.cli.common import state
+from quantfleet.core.settings import load_settings
+from quantfleet.jobs import JobService, JobState
+from quantfleet.testing.jobs import COUNTING_STRATEGY, tiny_market, write_strategy
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def make_app() -> typer.Typer:
+    """Return the CLI as cli/app.py registers these commands."""
+    app = typer.Typer(pretty_exceptions_enable=False, add_completion=False)
+
+    @app.callback()
+    def _root() -> None:
+        state.settings = load_settings()
+        state._store = None
+
+    app.command("submit")(jobs_cli.submit)
+    app.add_typer(jobs_cli.app, name="jobs")
+    app.command("worker")(jobs_cli.worker)
+    app.command("up")(jobs_cli.up)
+    return app
+
+
+@pytest.fixture
+def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    monkeypatch.setenv("QUANTFLEET_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("COLUMNS", "250")
+    tiny_market(load_settings())
+    return CliRunner()
+
+
+def invoke(cli: CliRunner, *args: str) -> str:
+    done = cli.invoke(make_app(), list(args), catch_exceptions=False)
+    assert done.exit_code == 0, done.output
+    return done.output
+
+
+def service() -> JobService:
+    return JobService.from_settings(load_settings())
+
+
+def test_submit_local_wait_runs_the_job_and_shows_its_metrics(cli: CliRunner, tmp_path: Path) -> None:
+    path = write_strategy(tmp_path, "count.py", COUNTING_STRATEGY)
+    output = invoke(cli, "submit", str(path), "--symbols", "AAA", "--param", "tag=5", "--local", "--wait")
+    job_id = output.split()[0]
+    assert len(job_id) == 32
+    assert "total return" in output
+    job = service().get(job_id)  # type: ignore[arg-type]
+    assert job.state is JobState.SUCCEEDED
+    assert job.spec.snapshot == 0  # pinned at submission
+    assert job.spec.params == {"tag": "5"}
+    listed = invoke(cli, "jobs", "ls")
+    assert job_id[:12] in listed  # ids are shortened in the table
+    assert "succeeded" in listed
+    shown = invoke(cli, "jobs", "show", job_id)
+    assert "claimed" in shown
+    assert "finished" in shown
+    assert "job 5 runs" in invoke(cli, "jobs", "logs", job_id, "--follow")
+    download = tmp_path / "down"
+    invoke(cli, "jobs", "artifacts", job_id, "--download", str(download))
+    assert json.loads((download / "metrics.json").read_text())["trades"] == 0
+    assert (download / "equity.parquet").is_file()
+
+
+def test_rerun_verify_finds_the_same_bytes(cli: CliRunner) -> None:
+    example = ROOT / "examples" / "sma_crossover.py"
+    output = invoke(cli, "submit", str(example), "--symbols", "AAA,BBB", "--param", "fast=3", "--param", "slow=8",
+                    "--commission", "5bps", "--local")  # fmt: skip
+    job_id = output.split()[0]
+    again = invoke(cli, "jobs", "rerun", job_id, "--verify", "--local")
+    assert "identical" in again
+
+
+def test_idempotency_key_returns_the_same_job_and_cancel_ends_a_queued_one(cli: CliRunner, tmp_path: Path) -> None:
+    path = write_strategy(tmp_path, "count.py", COUNTING_STRATEGY)
+    first = invoke(cli, "submit", str(path), "--symbols", "AAA", "--idempotency-key", "k1").split()[0]
+    second = invoke(cli, "submit", str(path), "--symbols", "AAA", "--idempotency-key", "k1").split()[0]
+    assert first == second
+    assert "cancelled" in invoke(cli, "jobs", "cancel", first)
+    assert service().get(first).state is JobState.CANCELLED  # type: ignore[arg-type]
+
+
+def test_submit_refuses_a_missing_file_and_a_bad_grid(cli: CliRunner, tmp_path: Path) -> None:
+    from quantfleet.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="no such strategy file"):
+        cli.invoke(make_app(), ["submit", str(tmp_path / "nope.py"), "--symbols", "AAA"], catch_exceptions=False)
+    path = write_strategy(tmp_path, "count.py", COUNTING_STRATEGY)
+    with pytest.raises(ConfigError):
+        cli.invoke(make_app(), ["submit", str(path), "--symbols", "AAA", "--grid", "nope=1,2"], catch_exceptions=False)
+
+
+def test_a_sweep_submitted_with_grid_runs_as_child_jobs(cli: CliRunner, tmp_path: Path) -> None:
+    path = write_strategy(tmp_path, "count.py", COUNTING_STRATEGY)
+    output = invoke(cli, "submit", str(path), "--symbols", "AAA", "--grid", "tag=1,2", "--metric", "total_return",
+                    "--local", "--wait")  # fmt: skip
+    parent = output.split()[0]
+    assert "combinations" in output
+    children = service().children(parent)  # type: ignore[arg-type]
+    assert [c.state for c in children] == [JobState.SUCCEEDED, JobState.SUCCEEDED]
+    assert parent[:12] in invoke(cli, "jobs", "ls")
+    assert parent in invoke(cli, "jobs", "show", parent[:8])  # a unique prefix names the job
