@@ -48,7 +48,9 @@ def headline_nb(equity: np.ndarray, periods_per_year: float, out: np.ndarray) ->
     n_ret = n - 1
     if n_ret == 0:
         return
-    # Pass 1: the returns (kept for pass 2), their count and mean, positives, wealth and its drawdown.
+    # Pass 1: the returns (kept for pass 2), their count and sum, positives, wealth and its drawdown.
+    # The sign tests are arithmetic, not branches: returns' signs are random, and mispredicted
+    # branches cost more than the rest of the loop.
     rets = np.empty(n_ret)
     count = 0
     total = 0.0
@@ -59,18 +61,15 @@ def headline_nb(equity: np.ndarray, periods_per_year: float, out: np.ndarray) ->
     floor = 1.0  # peak x (1 + mdd): only a wealth below it can deepen the drawdown, so divide only then
     for i in range(1, n):
         prev = equity[i - 1]
-        r = np.nan
-        if prev > 0:
-            r = equity[i] / prev - 1.0
-            if not abs(r) <= MAX_RETURN:
-                r = np.nan
+        r = equity[i] / prev - 1.0 if prev > 0 else np.nan
+        if not abs(r) <= MAX_RETURN:
+            rets[i - 1] = np.nan
+            continue
         rets[i - 1] = r
-        if r == r:
-            count += 1
-            total += r
-            if r > 0:
-                positive += 1
-            wealth *= max(1.0 + r, 0.0)
+        count += 1
+        total += r
+        positive += 1 if r > 0 else 0
+        wealth *= max(1.0 + r, 0.0)
         if wealth > peak:
             peak = wealth
             floor = peak * (1.0 + mdd)
@@ -103,13 +102,14 @@ def headline_nb(equity: np.ndarray, periods_per_year: float, out: np.ndarray) ->
         r = rets[k]
         if r != r:
             continue
-        if first != first:
-            first = r
-        elif r != first:
-            same = False
+        if r != first:
+            if first != first:
+                first = r
+            else:
+                same = False
         ss += (r - mean) * (r - mean)
-        if r < 0:
-            down += r * r
+        low = min(r, 0.0)
+        down += low * low
     root = math.sqrt(periods_per_year)
     sd = 0.0 if same else math.sqrt(ss / (count - 1))
     out[2] = sd * root

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -354,6 +355,7 @@ class VectorizedEvaluator(EventEvaluator):
         check_supported(self.feed, spec.engine)
         self._sim = spec_of(spec.engine, zero_first=is_cross_sectional(self.loaded.target))
         self._plans: dict[tuple[int, int], tuple[Feed, SignalsPlan, Market]] = {}
+        self._lock = threading.Lock()
 
     def run(
         self, params: Mapping[str, Any], *, start: int | None = None, end: int | None = None, lookback: int = 0
@@ -368,6 +370,10 @@ class VectorizedEvaluator(EventEvaluator):
         return result, feed
 
     def _plan(self, lo: int, hi: int, cut: int) -> tuple[Feed, SignalsPlan, Market]:
+        with self._lock:  # evaluate_chunk runs on several threads at once
+            return self._plan_locked(lo, hi, cut)
+
+    def _plan_locked(self, lo: int, hi: int, cut: int) -> tuple[Feed, SignalsPlan, Market]:
         key = (cut, hi)
         if key not in self._plans:
             self._plans.clear()  # one window at a time: a walk-forward moves on and never comes back

@@ -17,7 +17,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from itertools import islice
 from types import TracebackType
@@ -67,12 +67,14 @@ class LocalPool:
         workers: int | None = None,
         chunk: int = 4,
         evaluator: Evaluator | None = None,
+        threads: bool = False,
     ) -> None:
         self.factory = factory
         self.workers = max(1, workers if workers is not None else default_workers())
         self.chunk = max(1, chunk)
         self._evaluator = evaluator
-        self._executor: ProcessPoolExecutor | None = None
+        self.threads = threads
+        self._executor: ProcessPoolExecutor | ThreadPoolExecutor | None = None
 
     @property
     def evaluator(self) -> Evaluator:
@@ -95,7 +97,11 @@ class LocalPool:
             self._executor.shutdown(wait=True, cancel_futures=cancel)
             self._executor = None
 
-    def _pool(self) -> ProcessPoolExecutor:
+    def _pool(self) -> ProcessPoolExecutor | ThreadPoolExecutor:
+        if self._executor is None and self.threads:
+            # Compiled evaluations release the GIL: threads share this process's data and
+            # compiled code, and start at once, where a spawned process re-imports and re-reads.
+            self._executor = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="sweep")
         if self._executor is None:
             self._executor = ProcessPoolExecutor(
                 max_workers=self.workers,
@@ -129,11 +135,20 @@ class LocalPool:
         pool = self._pool()
         pending: set[Future[list[tuple[Combo, Metrics]]]] = set()
         for chunk in chunks:
-            pending.add(pool.submit(_run_chunk, chunk, start, end, lookback))
+            if self.threads:
+                pending.add(pool.submit(self._run_here, chunk, start, end, lookback))
+            else:
+                pending.add(pool.submit(_run_chunk, chunk, start, end, lookback))
             if len(pending) >= 2 * self.workers:
                 yield from self._drain(pending, progress)
         while pending:
             yield from self._drain(pending, progress)
+
+    def _run_here(
+        self, chunk: Sequence[Combo], start: int | None, end: int | None, lookback: int
+    ) -> list[tuple[Combo, Metrics]]:
+        metrics = self.evaluator.evaluate_chunk([p for _, p in chunk], start=start, end=end, lookback=lookback)
+        return list(zip(chunk, metrics, strict=True))
 
     @staticmethod
     def _drain(

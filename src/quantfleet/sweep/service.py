@@ -146,10 +146,14 @@ def run_sweep(
     spec = job.backtest
     loaded = load_strategy(spec.strategy, class_name=spec.class_name)
     # The evaluator reads the data once here, so a broken strategy fails before any pool starts.
-    # A compiled evaluation takes a millisecond: bigger chunks keep the pool's messages from dominating.
+    # Compiled evaluations take milliseconds and release the GIL: they run on threads over this process's
+    # data (no start-up), in bigger chunks; event-driven ones hold the GIL, so they run in worker processes.
     evaluator = make_evaluator(spec, store)
-    chunk = 64 if spec.simulator == "vectorized" else 4
-    with LocalPool(EventTarget(spec, StoreRef.of(store)), workers=workers, evaluator=evaluator, chunk=chunk) as pool:
+    vectorized = spec.simulator == "vectorized"
+    factory = EventTarget(spec, StoreRef.of(store))
+    with LocalPool(
+        factory, workers=workers, evaluator=evaluator, chunk=16 if vectorized else 4, threads=vectorized
+    ) as pool:
         if job.walkforward is not None:
             wf = job.walkforward
             walk = run_walkforward(

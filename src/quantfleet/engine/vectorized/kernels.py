@@ -243,7 +243,7 @@ def _close_order_nb(
         log.average_price[oid] = avg
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def simulate_nb(
     open_: np.ndarray,
     close: np.ndarray,
@@ -410,7 +410,7 @@ def simulate_nb(
     return n_fills, n_orders
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def position_orders_nb(positions: np.ndarray, close: np.ndarray, first: int, weight: float) -> np.ndarray:
     """Return the orders of a position signal: ``positions x weight`` on each bar where the position changes.
 
