@@ -212,3 +212,54 @@ def test_200_jobs_on_2_workers_all_succeed_none_twice_none_lost(home: Home) -> N
     tags = [int(tag) for tag, _ in home.executions()]
     assert sorted(tags) == list(range(200))  # each exactly once
     assert {w.completed for w in home.workers} != {0}  # both shared the work
+
+
+SLOW_ONCE = """
+import time
+
+_done = False
+
+
+def run(ctx, counter: str = "", seconds: float = 3.0):
+    global _done
+    if _done:
+        return
+    _done = True
+    with open(counter, "a") as f:
+        f.write("started\\n")
+    time.sleep(seconds)
+"""
+
+
+def _up(home: Home, log: Path, *grace: str) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "QUANTFLEET_HOME": str(home.settings.home), "COLUMNS": "200"}
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "quantfleet.cli.app", "up", "--slots", "1", *grace],
+            env=env, cwd=home.root, stdout=subprocess.DEVNULL, stderr=out,
+        )  # fmt: skip
+
+
+@pytest.mark.parametrize("second_ctrl_c", [False, True])
+def test_ctrl_c_on_up_lets_the_running_job_finish_or_requeues_it(home: Home, second_ctrl_c: bool) -> None:
+    job = home.submit(SLOW_ONCE)
+    log = home.root / "up.log"
+    proc = _up(home, log, "--grace", "60")
+    try:
+        wait_until(home.executions, timeout=60, what="quantfleet up to start the job")
+        proc.send_signal(signal.SIGINT)
+        wait_until(lambda: "Ctrl-C again" in log.read_text(), timeout=10, what="up to say it is stopping")
+        if second_ctrl_c:
+            proc.send_signal(signal.SIGINT)  # a second Ctrl-C: re-queue now, don't wait out the grace
+        assert proc.wait(60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    after = home.service.get(job.id)
+    if second_ctrl_c:
+        assert after.state is JobState.QUEUED  # re-queued for the next worker, not lost
+        home.worker().run_until_empty(timeout=120)
+        assert home.service.get(job.id).state is JobState.SUCCEEDED
+    else:
+        assert after.state is JobState.SUCCEEDED, after.error  # the running job finished within the grace
+        assert len(home.executions()) == 1

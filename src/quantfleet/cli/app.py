@@ -18,6 +18,8 @@ from quantfleet.cli import data as data_cli
 from quantfleet.cli import jobs as jobs_cli
 from quantfleet.cli import report as report_cli
 from quantfleet.cli import sweep as sweep_cli
+from quantfleet.cli import users as users_cli
+from quantfleet.cli.api import api as api_cmd
 from quantfleet.cli.backtest import backtest, run_and_report
 from quantfleet.cli.common import state
 from quantfleet.core.errors import ConfigError, InfrastructureError, QuantfleetError, UserError
@@ -44,6 +46,9 @@ app.command("submit")(jobs_cli.submit)
 app.add_typer(jobs_cli.app, name="jobs")
 app.command("worker")(jobs_cli.worker)
 app.command("up")(jobs_cli.up)
+app.command("api")(api_cmd)
+app.add_typer(users_cli.users_app, name="users")
+app.add_typer(users_cli.token_app, name="token")
 err = Console(stderr=True)
 
 

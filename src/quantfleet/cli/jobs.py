@@ -23,9 +23,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from quantfleet.cli import remote
 from quantfleet.cli.backtest import parse_commission, parse_params, parse_slippage
 from quantfleet.cli.common import state
 from quantfleet.core.errors import ConfigError
+from quantfleet.core.logging import LogFormat
+from quantfleet.core.logging import configure as configure_logging
 from quantfleet.core.settings import Settings, load_settings
 from quantfleet.core.types import Adjustment, Frequency
 from quantfleet.engine import EngineConfig
@@ -182,6 +185,16 @@ def submit(
     local: bool = typer.Option(False, "--local", help="Run the job here (a one-slot worker), not on the pool."),
 ) -> None:
     """Submit a backtest (or, with --grid, a sweep) as a job; print its id."""
+    if (qf := remote.client()) is not None:  # remote mode: QUANTFLEET_API_URL names a server
+        if local:
+            raise ConfigError("--local runs the job on this machine's database; unset QUANTFLEET_API_URL for it")
+        body = {"symbols": symbols, "start": start, "end": end, "frequency": frequency, "params": parse_params(param),
+                "snapshot": snapshot, "class_name": class_name, "benchmark": benchmark, "priority": priority,
+                "engine": EngineConfig(cash=cash, commission=parse_commission(commission), slippage=parse_slippage(
+                    slippage), adjustment=adjustment, warmup=warmup, seed=seed).model_dump(mode="json"),
+                "limits": Limits(wall_time_s=wall_time, cpu_time_s=cpu_time, memory_mb=memory).model_dump(mode="json")}
+        sweep = _sweep_settings(grid, where, metric, minimize, random, optimize, seed)
+        return remote.submit(qf, strategy, spec=body, sweep=sweep, wait=wait, idempotency_key=idempotency_key)
     service = _service()
     bench = "" if benchmark is not None and benchmark.strip().lower() == "none" else benchmark
     spec = build_spec(
@@ -195,7 +208,7 @@ def submit(
     job = service.submit(spec, idempotency_key=idempotency_key)
     out.print(job.id)
     if local:
-        run_local(_settings(), service)
+        run_local(_settings(), service, [job.id])
     if wait or local:
         job = wait_for(service, job.id)
         _print_result(job)
@@ -203,13 +216,17 @@ def submit(
             raise typer.Exit(1)
 
 
-def run_local(settings: Settings, service: JobService, *, slots: int = 1) -> int:
-    """Run queued jobs in this process until the queue is empty; return how many attempts ran."""
+def run_local(settings: Settings, service: JobService, job_ids: list[str], *, slots: int = 1) -> int:
+    """Run these jobs (and a sweep's children) in this process until they end; return how many attempts ran.
+
+    Only these: other queued jobs (other users', other submissions) stay for the pool.
+    """
     from quantfleet.dispatch.pool import worker_from_settings
+    from quantfleet.jobs import JobId
 
     worker = worker_from_settings(settings, slots=slots, service=service)
     try:
-        return worker.run_until_empty(timeout=24 * 3600)
+        return worker.run_jobs([JobId(j) for j in job_ids], timeout=24 * 3600)
     finally:
         worker.shutdown(grace=0)
 
@@ -277,6 +294,8 @@ def ls(
     limit: int = typer.Option(50, "--limit", "-n", help="How many, newest first."),
 ) -> None:
     """List jobs, newest first."""
+    if (qf := remote.client()) is not None:
+        return remote.ls(qf, states=[s.value for s in state_], owner=owner, parent=parent, limit=limit)
     service = _service()
     page = service.list(
         state=state_ or None, owner=owner, parent=service.resolve(parent) if parent else None, limit=limit
@@ -296,6 +315,8 @@ def ls(
 @app.command("show")
 def show(job_id: str = typer.Argument(..., help="The job id.")) -> None:
     """Show a job: its spec, attempts, events, metrics and error."""
+    if (qf := remote.client()) is not None:
+        return remote.show(qf, job_id)
     service = _service()
     job = service.get(service.resolve(job_id))
     out.print(f"[bold]{job.id}[/bold] {_state(job.state)} · {job.kind} · {job.spec.code.name} · owner {job.owner}")
@@ -326,7 +347,12 @@ def show(job_id: str = typer.Argument(..., help="The job id.")) -> None:
 def follow_log(
     service: JobService, job_id: str, *, attempt: int | None = None, follow: bool = False, poll: float = 0.25
 ) -> Iterator[str]:
-    """Yield the job's log text; with ``follow``, keep yielding as it grows until the job ends."""
+    """Yield the job's log text; with ``follow``, keep yielding as it grows until the job ends.
+
+    Without ``attempt``, the latest attempt is pinned once known; when a retry
+    starts, the rest of the old attempt is read, then a marker line, then the
+    new attempt from its start.
+    """
     jid = service.resolve(job_id)
     offset = 0
     current = attempt
@@ -335,14 +361,17 @@ def follow_log(
         if chunk.text:
             yield chunk.text
         offset = chunk.next_offset
+        if current is None and chunk.attempt:
+            current = chunk.attempt  # pinned: a retry is never read from this attempt's offset
         if not follow:
             return
         job = service.get(jid)
-        if attempt is None and chunk.attempt and job.attempt > chunk.attempt:
-            current, offset = job.attempt, 0  # a retry started: follow the new attempt
-            yield f"\n[quantfleet: attempt {job.attempt}]\n"
-            continue
-        if chunk.complete and (attempt is not None or job.terminal):
+        if attempt is None and current is not None and job.attempt > current:
+            if chunk.complete:  # the old attempt is read to its end: on to the next one, from its start
+                current, offset = current + 1, 0
+                yield f"\n[quantfleet: attempt {current}]\n"
+                continue
+        elif chunk.complete and (attempt is not None or job.terminal):
             return
         threading.Event().wait(poll)
 
@@ -354,6 +383,8 @@ def logs(
     attempt: int | None = typer.Option(None, "--attempt", help="Show this attempt (default: the latest)."),
 ) -> None:
     """Print a job's log (its stdout, stderr and strategy log lines)."""
+    if (qf := remote.client()) is not None:
+        return remote.logs(qf, job_id, follow=follow, attempt=attempt)
     for text in follow_log(_service(), job_id, attempt=attempt, follow=follow):
         out.out(text, end="", highlight=False)
 
@@ -361,6 +392,8 @@ def logs(
 @app.command("cancel")
 def cancel(job_id: str = typer.Argument(..., help="The job id.")) -> None:
     """Cancel a job (a running one stops within a couple of seconds)."""
+    if (qf := remote.client()) is not None:
+        return remote.cancel(qf, job_id)
     service = _service()
     job = service.cancel(service.resolve(job_id), by=_owner(None))
     out.print(f"{job.id} {_state(job.state)}" + (" (cancel requested)" if job.state is JobState.RUNNING else ""))
@@ -411,6 +444,8 @@ def rerun(
     local: bool = typer.Option(False, "--local", help="Run it here (a one-slot worker), not on the pool."),
 ) -> None:
     """Run a job's exact spec again (same code, parameters and snapshot); --verify checks reproducibility."""
+    if (qf := remote.client()) is not None:
+        return remote.rerun(qf, job_id, verify=verify, local=local)
     service = _service()
     original = service.get(service.resolve(job_id))
     job = service.submit(original.spec)
@@ -418,7 +453,7 @@ def rerun(
     if not (verify or local):
         return
     if local:
-        run_local(_settings(), service)
+        run_local(_settings(), service, [job.id])
     job = wait_for(service, job.id)
     if not verify:
         return
@@ -437,10 +472,20 @@ def rerun(
 # -- worker and up ------------------------------------------------------------------------------
 
 
-def _serve(slots: int | None, name: str | None, launcher: str, grace: float, what: str) -> None:
+def _serve(
+    slots: int | None, name: str | None, launcher: str, grace: float, what: str, broker: str | None = None
+) -> None:
     from quantfleet.dispatch.pool import run_worker, worker_from_settings
 
     settings = _settings()
+    if broker or settings.broker_url:  # a Celery fleet worker: configuration decides, not code
+        from quantfleet.dispatch.celery_worker import run_celery_worker
+
+        url = (broker or settings.broker_url or "").split("@")[-1]
+        err.print(f"[bold]{what}[/bold]: Celery worker on {url}; Ctrl-C stops (running jobs get {grace:g} s)")
+        fleet = run_celery_worker(settings, broker_url=broker, slots=slots, name=name, launcher=launcher, grace=grace)
+        err.print(f"stopped; {fleet.completed} attempts ran")
+        return
     pool = worker_from_settings(settings, slots=slots, name=name, launcher=launcher)
     stop = threading.Event()
     hurry = threading.Event()
@@ -449,6 +494,9 @@ def _serve(slots: int | None, name: str | None, launcher: str, grace: float, wha
         if stop.is_set():
             hurry.set()  # a second Ctrl-C: re-queue running jobs now
             pool.abandon()
+            err.print("stopping now: running jobs go back to the queue")
+        else:
+            err.print(f"stopping: running jobs get {grace:g} s to finish; Ctrl-C again re-queues them now")
         stop.set()
 
     signal.signal(signal.SIGINT, on_signal)
@@ -468,17 +516,31 @@ def worker(
     name: str | None = typer.Option(None, "--name", help="Worker name (default: host/pid)."),
     launcher: str = typer.Option("forkserver", "--launcher", help="forkserver (fast start) or subprocess."),
     grace: float = typer.Option(30.0, "--grace", help="Seconds running jobs get to finish on shutdown."),
+    broker: str | None = typer.Option(
+        None, "--broker", help="Celery broker URL (redis://..., amqp://...); default QUANTFLEET_BROKER_URL, else local."
+    ),
+    log_format: LogFormat = typer.Option(
+        LogFormat.TEXT, "--log-format", envvar="QUANTFLEET_LOG_FORMAT", help="text, or json lines."
+    ),
 ) -> None:
     """Run a worker: claim queued jobs and run each in a child process, until Ctrl-C."""
-    _serve(slots, name, launcher, grace, "quantfleet worker")
+    configure_logging(json=log_format is LogFormat.JSON)
+    _serve(slots, name, launcher, grace, "quantfleet worker", broker)
 
 
 def up(
     slots: int | None = typer.Option(None, "--slots", "-n", help="Worker slots (default: the number of cores)."),
     grace: float = typer.Option(30.0, "--grace", help="Seconds running jobs get to finish on shutdown."),
+    broker: str | None = typer.Option(
+        None, "--broker", help="Celery broker URL (redis://..., amqp://...); default QUANTFLEET_BROKER_URL, else local."
+    ),
+    log_format: LogFormat = typer.Option(
+        LogFormat.TEXT, "--log-format", envvar="QUANTFLEET_LOG_FORMAT", help="text, or json lines."
+    ),
 ) -> None:
     """Start the platform on this machine (a worker pool; later the API, dashboard, scheduler) until Ctrl-C."""
-    _serve(slots, None, "forkserver", grace, "quantfleet up")
+    configure_logging(json=log_format is LogFormat.JSON)
+    _serve(slots, None, "forkserver", grace, "quantfleet up", broker)
 
 
 # -- make demo ----------------------------------------------------------------------------------
@@ -505,6 +567,6 @@ def demo_jobs(settings: Settings, examples: Path | None = None) -> list[Job]:
         )  # fmt: skip
         jobs.append(service.submit(spec, idempotency_key=f"demo-{name}-{spec.fingerprint()[:12]}"))
         err.print(f"submitted {name} as job {jobs[-1].id}")
-    run_local(settings, service, slots=2)
+    run_local(settings, service, [j.id for j in jobs], slots=2)
     ls(state_=[], owner="demo", parent=None, limit=len(jobs) or 10)
     return [service.get(j.id) for j in jobs]

@@ -7,8 +7,9 @@ down; nothing below them reads the environment.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from quantfleet.core.errors import ConfigError
@@ -16,6 +17,9 @@ from quantfleet.core.errors import ConfigError
 __all__ = ["Settings", "load_settings"]
 
 GIB = 1024**3
+# Values of QUANTFLEET_SECRET_KEY seen in examples and templates; production refuses them.
+_PLACEHOLDER_SECRETS = frozenset({"changeme", "change-me", "change_me", "secret", "default", "dev", "quantfleet"})
+_MIN_SECRET_CHARS = 32
 
 
 class Settings(BaseSettings):
@@ -65,6 +69,33 @@ class Settings(BaseSettings):
     max_attempts: int = Field(
         default=3, ge=1, description="Attempts before a job whose infrastructure keeps failing is dead."
     )
+    broker_url: str | None = Field(
+        default=None,
+        description="Celery broker that carries job ids to the fleet: redis://host:6379/0 or "
+        "amqp://user:pass@host:5672//. None: the local worker pool claims from the database.",
+    )
+    visibility_timeout: float = Field(
+        default=86400.0,
+        gt=0,
+        description="Seconds before the broker re-delivers a message no worker acknowledged (Redis); "
+        "keep it above the longest job's wall-clock limit (a late re-delivery is harmless, only wasted).",
+    )
+    sweep_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="A job queued this long without being claimed has its id published again "
+        "(a message lost while the broker was down).",
+    )
+    environment: Literal["development", "production"] = Field(
+        default="development",
+        description="production: servers refuse to start without a real secret key and a server database "
+        "(see Settings.check_production).",
+    )
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="Secret of the servers (signing); from the environment only, never logged. "
+        "Required in production: 32 or more random characters.",
+    )
 
     @field_validator("calendar")
     @classmethod
@@ -95,6 +126,39 @@ class Settings(BaseSettings):
     def cache_capacity_bytes(self) -> int:
         """Return the cache capacity in bytes."""
         return int(self.cache_capacity_gb * GIB)
+
+    def check_production(self) -> None:
+        """Refuse (with :class:`ConfigError`) a production server with a weak secret or the default database.
+
+        Servers (API, workers, scheduler) call it once at start; in the
+        development environment it checks nothing.
+        """
+        if self.environment != "production":
+            return
+        problems = []
+        secret = self.secret_key.get_secret_value().strip() if self.secret_key is not None else ""
+        if not secret:
+            problems.append("QUANTFLEET_SECRET_KEY is not set")
+        elif secret.lower() in _PLACEHOLDER_SECRETS or len(secret) < _MIN_SECRET_CHARS:
+            problems.append(f"QUANTFLEET_SECRET_KEY is a placeholder or shorter than {_MIN_SECRET_CHARS} characters")
+        if problems:
+            problems[-1] += (
+                " (set it to a random value, e.g. the output of "
+                "python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+            )
+        default_db = f"sqlite:///{self.home / 'quantfleet.db'}"
+        if self.database_url is None or self.database_url == default_db:
+            problems.append(
+                "QUANTFLEET_DATABASE_URL is not set, so the database is the default SQLite file "
+                f"{self.home / 'quantfleet.db'} (set it to a server database, "
+                "e.g. postgresql+psycopg://user:pass@host/quantfleet)"
+            )
+        if problems:
+            raise ConfigError(
+                "refusing to start in production (QUANTFLEET_ENVIRONMENT=production): "
+                + "; ".join(problems)
+                + ". For a local trial, set QUANTFLEET_ENVIRONMENT=development instead."
+            )
 
 
 def load_settings(**overrides: object) -> Settings:

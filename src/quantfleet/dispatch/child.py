@@ -31,6 +31,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from quantfleet.core.errors import InfrastructureError, UserError
 from quantfleet.dispatch.fanout import expand_sweep, gather_sweep, run_sweep_request
 from quantfleet.dispatch.limits import Limits, apply_limits
@@ -83,10 +85,13 @@ def run_task(work: Path) -> int:
     try:
         result = _dispatch(task, work)
     except UserError as exc:
-        message = str(exc)
-        sys.stderr.write(f"\n{message}\n")
-        TaskResult(status="user_error", message=message).write(work)
-        return EXIT_USER
+        return _user_error(str(exc), work)
+    except ValidationError as exc:  # the job's own settings (engine, backtest) are invalid: the user's to fix
+        return _user_error(f"the job's settings are invalid; fix them and submit again:\n{exc}", work)
+    except SystemExit as exc:
+        return _user_error(
+            f"the strategy called sys.exit({exc.code!r}); return from run()/on_bar instead of exiting", work
+        )
     except MemoryError:
         limit = task.limits.memory_bytes
         message = "the job ran out of memory" + (
@@ -106,6 +111,12 @@ def run_task(work: Path) -> int:
         return EXIT_INFRA
     result.write(work)
     return EXIT_OK
+
+
+def _user_error(message: str, work: Path) -> int:
+    sys.stderr.write(f"\n{message}\n")
+    TaskResult(status="user_error", message=message).write(work)
+    return EXIT_USER
 
 
 def _dispatch(task: Task, work: Path) -> TaskResult:
@@ -130,8 +141,15 @@ def _line_buffered() -> None:
             reconfigure(line_buffering=True, errors="backslashreplace")
 
 
-def forked_entry(work: str, out_fd: Any, life_fd: Any) -> None:
-    """Run in a child forked by the fork server: own session, output on the pipe, then the task."""
+def forked_entry(work: str, out_fd: Any, life_fd: Any, env: dict[str, str] | None = None) -> None:
+    """Run in a child forked by the fork server: own environment and session, output on the pipe, then the task.
+
+    The environment is replaced first, before any user code: the fork server's
+    is not the job's (the worker never changes its own to start children).
+    """
+    if env is not None:
+        os.environ.clear()
+        os.environ.update(env)
     os.setsid()
     out, life = out_fd.fileno(), life_fd.fileno()
     os.dup2(out, 1)

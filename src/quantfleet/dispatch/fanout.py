@@ -85,18 +85,24 @@ def expand_sweep(request: Mapping[str, Any], work: Path) -> list[dict[str, Any]]
     job = _job(request, work)
     space = job.search.space
     if job.search.method is Method.RANDOM:
+        _check_size(job.search.trials or 0, what=f"--random {job.search.trials or 0:,} asks for")  # before drawing
         combos = space.sample(job.search.trials or 0, seed=job.search.seed)
     else:
         count = space.count()
         if count == 0:
             raise ConfigError(space._empty_message())
-        if count > MAX_CHILDREN:
-            raise ConfigError(
-                f"the grid has {count:,} combinations, more than {MAX_CHILDREN:,} jobs; "
-                "sample it with --random N, or narrow the ranges"
-            )
+        _check_size(count, what="the grid has")
         combos = list(space.grid())
+    _check_size(len(combos), what="the sweep has")
     return [dict(c) for c in combos]
+
+
+def _check_size(count: int, *, what: str) -> None:
+    if count > MAX_CHILDREN:
+        raise ConfigError(
+            f"{what} {count:,} combinations, more than {MAX_CHILDREN:,} child jobs; search it with --optimize N "
+            "or a coarser grid (or fewer --random draws), or run it as one sweep job with 'quantfleet sweep'"
+        )
 
 
 def numeric_metrics(metrics: Mapping[str, Any]) -> dict[str, float | None]:

@@ -10,14 +10,21 @@ and a way to kill its whole process tree. Two launchers ship:
   ``forkserver`` start method of :mod:`multiprocessing`). A child starts in a
   few milliseconds instead of the ~1.5 s a fresh interpreter spends importing,
   and still shares no state with the worker: the server is a fresh
-  interpreter, started with the scrubbed environment below.
+  interpreter, spawned once with the scrubbed environment below (passed to
+  ``posix_spawn``: the worker's own ``os.environ`` is never modified, since
+  other threads read it), and every child replaces its environment with the
+  one the launch hands it, right after the fork and before any user code.
 - :class:`SubprocessLauncher` runs ``python -m quantfleet.dispatch.child WORK``
   fresh each time: the form the sandbox issue wraps in ``bwrap`` (its
   ``command`` is the one thing to change).
 
-Both give the child an environment scrubbed of secrets: no database URL or
-credentials reach it (object-store credentials only when the market data is
-remote, for the cache to fetch files).
+Both give the child an environment built from a whitelist
+(:func:`child_environment`): locale, PATH, the thread counts, the
+``QUANTFLEET_*`` settings of the market data, and nothing else; ``HOME`` is
+the job's private work folder. No database URL, broker URL or object-store
+key reaches it (AWS credentials only when the market data is on S3, for the
+cache to fetch files: the sandbox issue is to replace them with a read-only,
+data-only credential).
 """
 
 from __future__ import annotations
@@ -45,31 +52,53 @@ __all__ = [
     "default_launcher",
 ]
 
-_KEEP = ("PATH", "HOME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV", "SYSTEMROOT")
-_SECRET_WORDS = ("DATABASE", "DB_", "PASSWORD", "SECRET", "TOKEN", "CREDENTIAL", "API_KEY", "APCA_")
+_KEEP = frozenset({"PATH", "LANG", "LANGUAGE", "TZ", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV", "SYSTEMROOT"})
+_DATA_SETTINGS = frozenset(
+    {
+        # What locates and caches the market data; nothing else of QUANTFLEET_* (database, objects,
+        # broker, home, keys) may reach a job's child.
+        "QUANTFLEET_DATA_URL",
+        "QUANTFLEET_CACHE_DIR",
+        "QUANTFLEET_CACHE_CAPACITY_GB",
+        "QUANTFLEET_CACHE_THRESHOLD",
+        "QUANTFLEET_S3_ENDPOINT_URL",
+        "QUANTFLEET_S3_REGION",
+    }
+)
+_AWS_DATA = frozenset(
+    {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_REGION", "AWS_DEFAULT_REGION"}
+)
 _SINGLE_THREADED = {
     # One job per slot, one core per job: numeric libraries must not each start a thread per core.
     "OPENBLAS_NUM_THREADS": "1",
     "OMP_NUM_THREADS": "1",
     "MKL_NUM_THREADS": "1",
+    "NUMEXPR_NUM_THREADS": "1",
+    "NUMBA_NUM_THREADS": "1",
     "PYTHONUNBUFFERED": "1",
 }
 
 
 def child_environment(environ: Mapping[str, str], *, remote_data: bool = False) -> dict[str, str]:
-    """Return the environment of a job's child: locale and paths, no secrets.
+    """Return the environment of a job's child: a whitelist, so no secret reaches it.
 
-    ``QUANTFLEET_*`` settings pass unless they name a database or a secret;
-    ``AWS_*`` passes only when ``remote_data`` (the child's data cache reads S3).
+    Kept: ``PATH``, the locale (``LANG``, ``LC_*``), ``TZ``, the interpreter's
+    paths, the thread counts (forced to one) and the ``QUANTFLEET_*`` settings
+    of the market data; the ``AWS_*`` credentials only when ``remote_data``
+    (the child's data cache reads S3). ``HOME`` is set per launch to the job's
+    work folder.
     """
     env: dict[str, str] = {}
     for key, value in environ.items():
-        upper = key.upper()
-        setting = upper.startswith("QUANTFLEET_") and not any(w in upper for w in _SECRET_WORDS)
-        if key in _KEEP or upper.startswith("LC_") or setting or (remote_data and upper.startswith("AWS_")):
+        if key in _KEEP or key.startswith("LC_") or key in _DATA_SETTINGS or (remote_data and key in _AWS_DATA):
             env[key] = value
     env.update(_SINGLE_THREADED)
     return env
+
+
+def _for_launch(env: Mapping[str, str], work: Path) -> dict[str, str]:
+    """Return ``env`` with the job's private ``HOME`` (its work folder)."""
+    return {**env, "HOME": str(work)}
 
 
 class ChildProcess(Protocol):
@@ -110,22 +139,28 @@ class ChildLauncher(Protocol):
         ...
 
 
-def _killpg(pid: int, sig: int) -> None:
+def _killpg(pid: int, sig: int, *, reaped: bool) -> None:
+    """Signal the child's process group; the child alone only while it is not reaped.
+
+    Once reaped, its pid may belong to an unrelated process: only the group
+    (which the pid names as long as any member lives) is signalled then.
+    """
     try:
         os.killpg(pid, sig)
     except ProcessLookupError:
-        # Not (yet) a group leader, or the group is gone: the child itself, if still there.
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, sig)
-    except PermissionError:  # pragma: no cover - the pid was reused by a process we do not own
+        if not reaped:  # not (yet) a group leader: the child itself, whose pid is still ours
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+    except PermissionError:  # pragma: no cover - the group id was reused by a process we do not own
         pass
 
 
 def _kill_tree(child: ChildProcess, grace: float) -> None:
     if child.wait(0) is None:
-        _killpg(child.pid, signal.SIGTERM)
+        _killpg(child.pid, signal.SIGTERM, reaped=False)
         child.wait(grace)
-    _killpg(child.pid, signal.SIGKILL)  # the child, and anything it left behind in its group
+    # The child, and anything it left behind in its group; os.kill only while the child is unreaped.
+    _killpg(child.pid, signal.SIGKILL, reaped=child.wait(0) is not None)
 
 
 class _ForkedChild:
@@ -179,6 +214,62 @@ def _without_main() -> Iterator[None]:
         sys.modules["__main__"] = main
 
 
+def _spawn_server(env: Mapping[str, str]) -> None:
+    """Start multiprocessing's fork server with ``env``, leaving this process's environment alone.
+
+    :func:`multiprocessing.forkserver.ensure_running` spawns the server with
+    the caller's environment; this does what it does with ``posix_spawn`` and
+    an explicit environment instead, so the server (which imports numpy with
+    one thread, and whose exec-time environment every child shares) never
+    holds the worker's secrets. Falls back to the stock start if the private
+    attributes it relies on are not there (another Python version).
+    """
+    import socket
+    from multiprocessing import resource_tracker, spawn, util
+
+    server = getattr(multiprocessing.forkserver, "_forkserver", None)
+    needed = ("_lock", "_forkserver_pid", "_forkserver_address", "_forkserver_alive_fd", "_preload_modules")
+    if server is None or not all(hasattr(server, name) for name in needed):  # pragma: no cover - other Pythons
+        multiprocessing.forkserver.ensure_running()
+        return
+    with server._lock:
+        resource_tracker.ensure_running()
+        if server._forkserver_pid is not None:
+            pid, _ = os.waitpid(server._forkserver_pid, os.WNOHANG)
+            if not pid:
+                return  # still running
+            os.close(server._forkserver_alive_fd)
+            server._forkserver_address = server._forkserver_alive_fd = server._forkserver_pid = None
+        data: dict[str, object] = {}
+        if server._preload_modules:
+            prepared = spawn.get_preparation_data("ignore")
+            data = {k: v for k, v in prepared.items() if k == "sys_path"}  # never the worker's __main__
+        with socket.socket(socket.AF_UNIX) as listener:
+            address = multiprocessing.connection.arbitrary_address("AF_UNIX")  # type: ignore[attr-defined]
+            listener.bind(address)
+            if not util.is_abstract_socket_namespace(address):
+                os.chmod(address, 0o600)
+            listener.listen()
+            alive_r, alive_w = os.pipe()
+            try:
+                preload = server._preload_modules
+                fds = f"{listener.fileno()}, {alive_r}"
+                cmd = f"from multiprocessing.forkserver import main; main({fds}, {preload!r}, **{data!r})"
+                exe = spawn.get_executable()
+                args = [exe, *util._args_from_interpreter_flags(), "-c", cmd]  # type: ignore[attr-defined]
+                for fd in (listener.fileno(), alive_r):
+                    os.set_inheritable(fd, True)  # private fds: only this spawn inherits them
+                pid = os.posix_spawn(exe, args, dict(env))
+            except BaseException:
+                os.close(alive_w)
+                raise
+            finally:
+                os.close(alive_r)
+            server._forkserver_address = address
+            server._forkserver_alive_fd = alive_w
+            server._forkserver_pid = pid
+
+
 class ForkServerLauncher:
     """Fork each child from a server that imported the engine once (see the module docstring)."""
 
@@ -187,20 +278,18 @@ class ForkServerLauncher:
         self._env = dict(env)
 
     def start(self) -> None:
-        """Start the fork server now (else on the first launch), with the child's environment."""
+        """Start the fork server now (else on the first launch), with the child's environment.
+
+        Never touches ``os.environ``: the worker's other threads read it. One
+        server serves the whole process (multiprocessing keeps one); each child
+        applies its own environment after the fork anyway (see ``forked_entry``).
+        """
         with _server_lock:
             multiprocessing.forkserver.set_forkserver_preload(["quantfleet.dispatch.child", "quantfleet.dispatch.warm"])
-            saved = dict(os.environ)
-            os.environ.clear()
-            os.environ.update(self._env)
-            try:
-                multiprocessing.forkserver.ensure_running()
-            finally:
-                os.environ.clear()
-                os.environ.update(saved)
+            _spawn_server(self._env)
 
     def launch(self, work: Path) -> ChildProcess:
-        """Fork a child that runs the task in ``work``."""
+        """Fork a child that runs the task in ``work``, in the environment of this launcher."""
         from quantfleet.dispatch.child import forked_entry  # the server imports it; this process only names it
 
         self.start()
@@ -208,8 +297,9 @@ class ForkServerLauncher:
         life_r, life_w = os.pipe()
         out_conn = multiprocessing.connection.Connection(out_w, readable=False)
         life_conn = multiprocessing.connection.Connection(life_r, writable=False)
+        env = _for_launch(self._env, work)
         process = self._ctx.Process(
-            target=forked_entry, args=(str(work), out_conn, life_conn), name="quantfleet-job", daemon=True
+            target=forked_entry, args=(str(work), out_conn, life_conn, env), name="quantfleet-job", daemon=True
         )
         try:
             with _server_lock, _without_main():
@@ -269,7 +359,7 @@ class SubprocessLauncher:
         proc = subprocess.Popen(
             self.command(work),
             cwd=work,
-            env=self._env,
+            env=_for_launch(self._env, work),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -289,4 +379,3 @@ def default_launcher(env: Mapping[str, str], *, kind: str = "forkserver") -> Chi
     if kind == "forkserver":
         return ForkServerLauncher(env)
     raise ValueError(f"unknown launcher {kind!r}; use forkserver or subprocess")
-

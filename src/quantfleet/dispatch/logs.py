@@ -7,6 +7,10 @@ and writes the text to the job's log writer, flushing a part at least every
 log writer caps the attempt's log and marks the truncation; the pump keeps
 draining the pipe past the cap, so a chatty child never blocks on a full pipe
 and nothing reaches the disk beyond the cap.
+
+A failed flush (the log store is briefly unavailable) is not the end: the
+writer keeps its buffer and the next flush stores it. Only text the writer
+refused is lost; :attr:`LogPump.lost` says so, and the attempt records it.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ class LogPump:
         self._flush_lines = flush_lines
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._error: BaseException | None = None
+        self._lost = False
         self.bytes_read = 0
         self._thread = threading.Thread(target=self._run, name="quantfleet-log-pump", daemon=True)
 
@@ -58,24 +63,30 @@ class LogPump:
 
     @property
     def error(self) -> BaseException | None:
-        """Return what stopped the pump from writing (the log store failed), if anything."""
+        """Return the last failure of the log store, if any (a later flush may have stored the text anyway)."""
         return self._error
 
+    @property
+    def lost(self) -> bool:
+        """Return whether some output could not be handed to the log writer (it is missing from the log)."""
+        return self._lost
+
     def _write(self, text: str) -> None:
-        if self._error is not None or not text:
+        if not text:
             return
         try:
             self._sink.write(text)
-        except Exception as exc:  # the log store failed: keep draining the pipe, report it at the end
+        except Exception as exc:  # the writer refused the text: keep draining the pipe, report it at the end
             self._error = exc
+            self._lost = True
 
-    def _flush(self) -> None:
-        if self._error is not None:
-            return
+    def _flush(self) -> bool:
         try:
             self._sink.flush()
-        except Exception as exc:
+        except Exception as exc:  # the writer keeps its buffer: the next flush tries again
             self._error = exc
+            return False
+        return True
 
     def _run(self) -> None:
         dirty = False
@@ -98,7 +109,7 @@ class LogPump:
                 lines += text.count("\n")
             now = time.monotonic()
             if dirty and (lines >= self._flush_lines or now - last_flush >= self._flush_seconds):
-                self._flush()
-                dirty, lines, last_flush = False, 0, now
+                stored = self._flush()
+                dirty, lines, last_flush = not stored, 0, now
         self._write(self._decoder.decode(b"", final=True))
         self._flush()

@@ -33,7 +33,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from quantfleet.core.errors import InfrastructureError
+from pydantic import ValidationError
+
+from quantfleet.core.errors import InfrastructureError, UserError
 from quantfleet.dispatch.execute import Attempt, Ending, backtest_json, fans_out, retry, sweep_request
 from quantfleet.dispatch.launcher import ChildLauncher
 from quantfleet.dispatch.task import CHILDREN_FILE, DataRef, TaskKind, read_result
@@ -93,6 +95,7 @@ class Worker:
         self._stop_claiming = threading.Event()
         self._shutdown = threading.Event()  # kill running children and release their jobs
         self._next_reap = 0.0
+        self._only: set[JobId] | None = None  # run only these jobs (and their sweep children): run_jobs
         self.completed = 0
         config.work_root.mkdir(parents=True, exist_ok=True)
 
@@ -111,24 +114,48 @@ class Worker:
     # -- the loop -------------------------------------------------------------------------------
 
     def tick(self) -> bool:
-        """Claim for idle slots, tend waiting sweep parents, reap lost jobs; return whether a job was claimed."""
+        """Claim for idle slots, tend waiting sweep parents, reap lost jobs; return whether a job was claimed.
+
+        No step's failure ends the worker: a poison job, a bug or a database
+        hiccup is logged, and the next tick tries again.
+        """
         now = time.monotonic()
         if now >= self._next_reap:
             self._next_reap = now + (self.config.reap_seconds or self.config.lease_seconds / 2)
-            with contextlib.suppress(DatabaseUnavailable):
+            try:
                 self.service.reap()
-        self._tend_parents()
+            except DatabaseUnavailable:
+                pass  # the database is locked or restarting: reap on a later tick
+            except Exception:
+                log.exception("reaping lost jobs failed; trying again in %g s", self.config.lease_seconds / 2)
+        try:
+            self._tend_parents()
+        except Exception:
+            log.exception("tending the waiting sweeps failed; trying again on the next tick")
         claimed = False
         while not self._stop_claiming.is_set() and self.busy < self.config.slots:
             try:
-                claim = self.service.claim(self.config.name)
+                claim = self._claim_next()
             except DatabaseUnavailable:
                 break  # the database is locked or restarting: try again on the next tick
+            except Exception:
+                log.exception("claiming a job failed; trying again on the next tick")
+                break
             if claim is None:
                 break
             claimed = True
             self._start(claim, self._execute)
         return claimed
+
+    def _claim_next(self) -> Claim | None:
+        """Return the next claim: any queued job, or only the jobs this worker was told to run."""
+        if self._only is None:
+            return self.service.claim(self.config.name)
+        for job_id in list(self._only):
+            claim = self.service.claim_job(self.config.name, job_id)
+            if claim is not None:
+                return claim
+        return None
 
     def _start(self, claim: Claim, target: Any) -> None:
         with self._lock:
@@ -173,6 +200,48 @@ class Worker:
                 self._wake.wait(self.config.poll_seconds)
                 self._wake.clear()
 
+    def run_jobs(self, job_ids: list[JobId], *, timeout: float = 300.0) -> int:
+        """Step mode for ``--local``: run only these jobs (and a sweep's children) until each has ended.
+
+        Other queued jobs (other users', other submissions) are left to the
+        pool. Return how many attempts ended here; raise TimeoutError after
+        ``timeout`` seconds.
+        """
+        deadline = time.monotonic() + timeout
+        before = self.completed
+        self._only = set(job_ids)
+        try:
+            while True:
+                claimed = self.tick()
+                with self._lock:
+                    idle = not self._running and not self._parents
+                if idle and not claimed:
+                    try:
+                        if self._all_ended(job_ids):
+                            return self.completed - before
+                    except DatabaseUnavailable:
+                        pass
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"jobs still queued or running after {timeout:g} s")
+                if not claimed:
+                    self._wake.wait(self.config.poll_seconds)
+                    self._wake.clear()
+        finally:
+            self._only = None
+
+    def _all_ended(self, job_ids: list[JobId]) -> bool:
+        """Return whether every job has ended; add a sweep's queued children to the jobs to run."""
+        assert self._only is not None
+        ended = True
+        for job_id in job_ids:
+            job = self.service.get(job_id)
+            ended = ended and job.terminal
+            if job.kind != JobKind.BACKTEST.value:
+                children = self.service.children(job_id)
+                self._only.update(JobId(c.id) for c in children if not c.terminal)
+                ended = ended and all(c.terminal for c in children)
+        return ended
+
     def abandon(self) -> None:
         """Kill running children now and re-queue their jobs (a second Ctrl-C)."""
         self._stop_claiming.set()
@@ -210,9 +279,9 @@ class Worker:
         )
 
     def _execute(self, claim: Claim) -> None:
-        spec = claim.spec
-        attempt = self._attempt(claim)
+        attempt = self._attempt(claim).begin()
         try:
+            spec = claim.spec
             if spec.kind is JobKind.BACKTEST:
                 end = attempt.run(TaskKind.BACKTEST, backtest_json(spec))
                 attempt.record(end)
@@ -220,12 +289,36 @@ class Worker:
                 self._expand(attempt)
             else:
                 attempt.record(attempt.run(TaskKind.SWEEP, sweep_request(spec)))
-        except InfrastructureError as exc:
-            log.warning("job %s attempt %s: %s", claim.job_id, claim.attempt, exc)
+        except BaseException as exc:
+            self._end_badly(attempt, exc)
+            if not isinstance(exc, Exception):
+                raise
         finally:
+            attempt.end()
             attempt.cleanup()
             with self._lock:
                 self.completed += 1
+
+    def _end_badly(self, attempt: Attempt, exc: BaseException) -> None:
+        """End an attempt that raised: a user error fails the job, anything else gives the attempt back."""
+        claim = attempt.claim
+        if isinstance(exc, InfrastructureError):
+            log.warning("job %s attempt %s: %s", claim.job_id, claim.attempt, exc)
+            with contextlib.suppress(Exception):
+                attempt.release(f"the worker could not run the job: {exc}")  # stale (already released): no-op
+            return
+        if isinstance(exc, UserError | ValidationError | KeyError):  # the job's own spec or output is wrong
+            message = str(exc) if isinstance(exc, UserError) else f"the job's spec is invalid: {exc!r}"
+            log.info("job %s attempt %s failed: %s", claim.job_id, claim.attempt, message)
+            try:
+                attempt.fail(message)
+                return
+            except Exception:
+                log.exception("job %s: could not record its failure; releasing it", claim.job_id)
+        else:
+            log.exception("job %s attempt %s: the worker failed", claim.job_id, claim.attempt, exc_info=exc)
+        with contextlib.suppress(Exception):
+            attempt.release(f"the worker failed while running the job: {type(exc).__name__}: {exc}")
 
     # -- sweeps as jobs ---------------------------------------------------------------------------
 
@@ -242,8 +335,11 @@ class Worker:
                                     "params": {**base.params, **combo}, "parent": None})
             for combo in result.combos
         ]  # fmt: skip
-        retry(lambda: self.service.submit_children(claim.job_id, children), stop=self._shutdown)
+        jobs = retry(lambda: self.service.submit_children(claim.job_id, children), stop=self._shutdown)
         with self._lock:
+            only = self._only
+            if only is not None and claim.job_id in only:
+                only.update(JobId(j.id) for j in jobs)  # run_jobs: a sweep's children are its own
             self._parents[claim.job_id] = _Parent(claim, time.monotonic() + self.config.heartbeat_seconds)
         self._wake.set()
 
@@ -271,7 +367,7 @@ class Worker:
                 self._start(parent.claim, self._gather)
 
     def _gather(self, claim: Claim) -> None:
-        attempt = self._attempt(claim)
+        attempt = self._attempt(claim).begin()
         try:
             children = retry(lambda: self.service.children(claim.job_id))
             rows = [
@@ -288,9 +384,12 @@ class Worker:
                 )
                 return
             attempt.record(attempt.run(TaskKind.GATHER, sweep_request(claim.spec), extra={CHILDREN_FILE: rows}))
-        except InfrastructureError as exc:
-            log.warning("sweep %s: gathering failed: %s", claim.job_id, exc)
+        except BaseException as exc:
+            self._end_badly(attempt, exc)
+            if not isinstance(exc, Exception):
+                raise
         finally:
+            attempt.end()
             with self._lock:
                 self._parents.pop(claim.job_id, None)
             attempt.cleanup()

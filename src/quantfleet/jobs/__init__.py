@@ -7,6 +7,7 @@ from quantfleet.jobs.errors import (
     IdempotencyConflict,
     IllegalTransition,
     JobNotFound,
+    QuotaExceeded,
     StaleAttempt,
 )
 from quantfleet.jobs.logs import LOG_CAP_BYTES, LogWriter
@@ -54,6 +55,7 @@ __all__ = [
     "Notify",
     "Outcome",
     "Page",
+    "QuotaExceeded",
     "StaleAttempt",
     "SystemClock",
     "check_transition",

@@ -11,12 +11,16 @@ from sqlalchemy.engine import Connection
 
 from quantfleet.jobs.models import Artifact, Attempt, Job, JobEvent
 from quantfleet.jobs.spec import JobId, JobSpec
-from quantfleet.jobs.states import JobState
+from quantfleet.jobs.states import TERMINAL, JobState, check_transition
 from quantfleet.store.models import attempts, job_events, jobs
 
 __all__ = [
+    "TERMINAL_VALUES",
     "add_event",
     "artifact_from_row",
+    "cancel_children",
+    "cancel_locked",
+    "end_parent",
     "attempt_from_row",
     "end_attempt",
     "event_from_row",
@@ -24,6 +28,8 @@ __all__ = [
     "job_row",
     "lock_job",
 ]
+
+TERMINAL_VALUES = sorted(state.value for state in TERMINAL)
 
 
 def job_from_row(row: Mapping[Any, Any]) -> Job:
@@ -155,3 +161,61 @@ def end_attempt(conn: Connection, job_id: str, number: int, *, state: str, at: d
         .where(attempts.c.job_id == job_id, attempts.c.number == number)
         .values(state=state, finished_at=at, error=error)
     )
+
+
+def cancel_locked(
+    conn: Connection, row: Mapping[Any, Any], *, by: str, now: datetime, detail: str | None = None
+) -> None:
+    """Cancel the job of a locked row: a queued one at once, a running one by request; then its children.
+
+    Cancelling a cancelled job changes nothing; any other ended job raises
+    ``IllegalTransition``. ``by`` and ``detail`` (why) go into the events.
+    """
+    state = JobState(row["state"])
+    job_id = row["id"]
+    if state is JobState.QUEUED:
+        conn.execute(
+            sa.update(jobs)
+            .where(jobs.c.id == job_id, jobs.c.state == JobState.QUEUED)
+            .values(state=JobState.CANCELLED, cancel_requested_at=now, cancelled_by=by, finished_at=now, updated_at=now)
+        )
+        add_event(
+            conn, job_id, at=now, event="cancelled", source=state, target=JobState.CANCELLED,
+            attempt=row["attempt"] or None, actor=by, detail=detail,
+        )  # fmt: skip
+    elif state is JobState.RUNNING:
+        if row["cancel_requested_at"] is None:
+            conn.execute(
+                sa.update(jobs).where(jobs.c.id == job_id).values(cancel_requested_at=now, cancelled_by=by, updated_at=now)
+            )
+            add_event(
+                conn, job_id, at=now, event="cancel_requested", source=state, target=state,
+                attempt=row["attempt"], actor=by, detail=detail,
+            )  # fmt: skip
+    elif state is not JobState.CANCELLED:
+        check_transition(state, JobState.CANCELLED, job_id=job_id)
+    cancel_children(conn, job_id, by=by, now=now, detail=detail)
+
+
+def cancel_children(conn: Connection, parent_id: str, *, by: str, now: datetime, detail: str | None) -> None:
+    """Cancel every unfinished child of ``parent_id`` (and theirs) in the caller's transaction."""
+    query = (
+        sa.select(jobs)
+        .where(jobs.c.parent_id == parent_id, jobs.c.state.not_in(TERMINAL_VALUES))
+        .order_by(jobs.c.seq)
+        .with_for_update()
+    )
+    for child in conn.execute(query).mappings().all():
+        cancel_locked(conn, child, by=by, now=now, detail=detail)
+
+
+def end_parent(conn: Connection, row: Mapping[Any, Any], target: JobState, *, by: str, now: datetime) -> None:
+    """Cancel the unfinished children of a job that just ended ``target`` (anything but ``succeeded``).
+
+    A sweep that failed, timed out, died or was cancelled will never gather
+    its children's results, so running them would only waste the fleet.
+    """
+    if target is JobState.SUCCEEDED or target not in TERMINAL:
+        return
+    detail = f"the parent sweep {row['id']} ended {target.value}"
+    cancel_children(conn, row["id"], by=by, now=now, detail=detail)

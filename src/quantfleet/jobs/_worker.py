@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from quantfleet.core.errors import StorageUnavailable, UserError
+from quantfleet.jobs._fair import pick_fair
 from quantfleet.jobs._records import add_event, end_attempt, lock_job
 from quantfleet.jobs.clock import Clock
 from quantfleet.jobs.models import ArtifactIn, Claim, Heartbeat, Outcome
@@ -59,24 +60,20 @@ class WorkerSide:
         raise NotImplementedError
 
     def claim(self, worker: str) -> Claim | None:
-        """Take the next queued job (highest priority, then oldest) atomically; None if none is queued.
+        """Take the next queued job fairly and atomically; None if none is queued (or none may start).
 
-        PostgreSQL: ``SELECT ... FOR UPDATE SKIP LOCKED``, so workers never wait
-        on each other's row; SQLite: the write transaction is ``BEGIN
-        IMMEDIATE``, so claims run one at a time. Either way the update is
-        guarded by ``state = 'queued'``.
+        Order: highest priority; then the owner with the fewest running jobs
+        (ties: the owner whose oldest queued job is oldest); then that owner's
+        oldest job. Owners at their running quota are skipped (see
+        :mod:`quantfleet.jobs._fair`). PostgreSQL: ``SELECT ... FOR UPDATE SKIP
+        LOCKED``, so workers never wait on each other's row; SQLite: the write
+        transaction is ``BEGIN IMMEDIATE``, so claims run one at a time. Either
+        way the update is guarded by ``state = 'queued'``.
         """
         if not worker or len(worker) > 200:
             raise UserError("a worker needs a name of 1 to 200 characters")
-        pick = (
-            sa.select(jobs.c.seq, jobs.c.id, jobs.c.attempt, jobs.c.spec)
-            .where(jobs.c.state == JobState.QUEUED)
-            .order_by(jobs.c.priority.desc(), jobs.c.seq)
-            .limit(1)
-            .with_for_update(skip_locked=True)
-        )
         with self.db.write() as conn:
-            row = conn.execute(pick).mappings().first()
+            row = pick_fair(conn)
             if row is None:
                 return None
             now = self.clock.now()
@@ -117,6 +114,56 @@ class WorkerSide:
                 attempt=number,
                 actor=worker,
             )
+        return Claim(
+            job_id=JobId(row["id"]),
+            attempt=number,
+            spec=JobSpec.model_validate(row["spec"]),
+            worker=worker,
+            lease_expires=lease,
+        )
+
+    def claim_job(self, worker: str, job_id: JobId) -> Claim | None:
+        """Take this one job if it is still queued; None if it is running, ended or unknown.
+
+        The claim of a dispatcher that names jobs (a Celery message carries the
+        id): a duplicate or late delivery finds the job already taken and takes
+        nothing. The row is locked first (``FOR UPDATE`` on PostgreSQL; SQLite's
+        write transaction is ``BEGIN IMMEDIATE``) and the update is guarded by
+        ``state = 'queued'``, as in :meth:`claim`.
+        """
+        if not worker or len(worker) > 200:
+            raise UserError("a worker needs a name of 1 to 200 characters")
+        with self.db.write() as conn:
+            row = lock_job(conn, job_id)
+            if row is None or row["state"] != JobState.QUEUED:
+                return None
+            now = self.clock.now()
+            number = row["attempt"] + 1
+            lease = now + self.lease
+            done = conn.execute(
+                sa.update(jobs)
+                .where(jobs.c.seq == row["seq"], jobs.c.state == JobState.QUEUED)
+                .values(
+                    state=JobState.RUNNING,
+                    attempt=number,
+                    worker=worker,
+                    lease_expires_at=lease,
+                    started_at=sa.func.coalesce(jobs.c.started_at, now),
+                    updated_at=now,
+                )
+            )
+            if done.rowcount != 1:  # pragma: no cover - the row is locked; defensive
+                return None
+            conn.execute(
+                sa.insert(attempts).values(
+                    job_id=row["id"], number=number, worker=worker, state=JobState.RUNNING.value,
+                    started_at=now, heartbeat_at=now, lease_expires_at=lease,
+                )
+            )  # fmt: skip
+            add_event(
+                conn, row["id"], at=now, event="claimed", source=JobState.QUEUED, target=JobState.RUNNING,
+                attempt=number, actor=worker,
+            )  # fmt: skip
         return Claim(
             job_id=JobId(row["id"]),
             attempt=number,

@@ -14,6 +14,7 @@ __all__ = [
     "JobNotFound",
     "ObjectNotFound",
     "ParentNotActive",
+    "QuotaExceeded",
     "StaleAttempt",
 ]
 
@@ -44,3 +45,13 @@ class StaleAttempt(InfrastructureError):
 
 class ParentNotActive(UserError):
     """Children were offered to a sweep job that has already ended."""
+
+
+class QuotaExceeded(UserError):
+    """A user's quota (``max_queued``) refuses the submission; the message names the limit and the fix."""
+
+    def __init__(self, message: str, *, owner: str, limit: int, quota: str) -> None:
+        super().__init__(message)
+        self.owner = owner
+        self.limit = limit
+        self.quota = quota

@@ -35,9 +35,11 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection
 
 from quantfleet.core.errors import ConfigError, StorageUnavailable, UserError
+from quantfleet.jobs._fair import check_queued_quota
 from quantfleet.jobs._records import (
     add_event,
     artifact_from_row,
+    cancel_locked,
     attempt_from_row,
     event_from_row,
     job_from_row,
@@ -58,7 +60,7 @@ from quantfleet.jobs.models import (
     Page,
 )
 from quantfleet.jobs.spec import CodeRef, JobId, JobSpec, new_job_id, parse_job_id
-from quantfleet.jobs.states import TERMINAL, JobState, check_transition
+from quantfleet.jobs.states import TERMINAL, JobState
 from quantfleet.store import Database, ObjectNotFound, ObjectStore
 from quantfleet.store.models import artifacts, attempts, idempotency_keys, job_events, jobs
 
@@ -184,8 +186,18 @@ class JobService(WorkerSide):
 
         Raises ``CodeNotFound`` if the code was not uploaded with :meth:`put_code`,
         ``IdempotencyConflict`` if the key was used for a different spec,
-        ``JobNotFound`` if ``spec.parent`` names no job.
+        ``UserError`` if ``spec.parent`` is set (only :meth:`submit_children`
+        makes children; a rerun of a child clears it), ``QuotaExceeded`` if the
+        owner already has as many queued jobs as its ``max_queued`` quota allows
+        (a sweep's children, queued by :meth:`submit_children`, are part of an
+        accepted job and are never refused; they do count towards the quota).
         """
+        if spec.parent is not None:
+            raise UserError(
+                f"this spec names parent {spec.parent}: only a running sweep adds children to itself "
+                "(JobService.submit_children); to run a child's spec on its own, submit "
+                "spec.model_copy(update={'parent': None}) ('quantfleet jobs rerun ID' does so)"
+            )
         if idempotency_key is not None and not (0 < len(idempotency_key) <= 200):
             raise UserError("an idempotency key must have 1 to 200 characters")
         self._require_code([spec])
@@ -221,8 +233,7 @@ class JobService(WorkerSide):
                             job_id=known["job_id"],
                         )
                     return self._get(conn, known["job_id"]), False
-            if spec.parent is not None and lock_job(conn, spec.parent) is None:
-                raise _not_found(spec.parent)
+            check_queued_quota(conn, spec.owner)
             job = self._insert(conn, spec, key)
             if key is not None:
                 conn.execute(
@@ -250,14 +261,19 @@ class JobService(WorkerSide):
         )
         return job_from_row(row)
 
-    def submit_children(self, parent: JobId, specs: Sequence[JobSpec]) -> builtins.list[Job]:
-        """Queue child jobs of ``parent`` (a sweep's fan-out) in one transaction.
+    def submit_children(self, claim: Claim, specs: Sequence[JobSpec]) -> builtins.list[Job] | None:
+        """Queue the children of the claimed sweep job (its fan-out) in one transaction.
 
-        Each child's ``spec.parent`` is set to ``parent``. Idempotent: calling it
-        again with the same specs (a retried parent attempt) returns the existing
-        children; different specs raise ``IdempotencyConflict``. The parent must
-        be queued or running (``ParentNotActive`` otherwise).
+        Fenced like :meth:`finish`: returns None (and queues nothing) when
+        ``claim`` is not the job's current running attempt (its lease expired
+        and the job moved on); the worker should drop the attempt. Each child's
+        ``spec.parent`` is set to the claimed job. Idempotent: calling it again
+        with the same specs (a retried parent attempt) returns the existing
+        children; different specs raise ``IdempotencyConflict``. A parent whose
+        cancel was requested takes no children (``ParentNotActive``): finish the
+        attempt as cancelled.
         """
+        parent = claim.job_id
         children = []
         for spec in specs:
             if spec.parent is not None and spec.parent != parent:
@@ -265,12 +281,13 @@ class JobService(WorkerSide):
             children.append(spec.model_copy(update={"parent": parent}))
         self._require_code(children)
         with self.db.write() as conn:
-            row = lock_job(conn, parent)
+            row = self._fenced(conn, claim)
             if row is None:
-                raise _not_found(parent)
-            if row["state"] not in (JobState.QUEUED, JobState.RUNNING):
+                return None
+            if row["cancel_requested_at"] is not None:
                 raise ParentNotActive(
-                    f"job {parent} is {row['state']}; children can be added only to a queued or running job"
+                    f"sweep job {parent} was cancelled by {row['cancelled_by']}, so it takes no children; "
+                    "finish its attempt as cancelled, and submit the sweep again to run it"
                 )
             existing = (
                 conn.execute(sa.select(jobs).where(jobs.c.parent_id == parent).order_by(jobs.c.seq)).mappings().all()
@@ -393,6 +410,24 @@ class JobService(WorkerSide):
         with self.db.read() as conn:
             return int(conn.execute(sa.select(sa.func.count()).where(jobs.c.state == JobState.QUEUED)).scalar_one())
 
+    def counts_by_state(self) -> dict[JobState, int]:
+        """Return how many jobs are in each state (every state, zeros included): one GROUP BY."""
+        with self.db.read() as conn:
+            rows = conn.execute(sa.select(jobs.c.state, sa.func.count()).group_by(jobs.c.state)).all()
+        found = {JobState(state): int(count) for state, count in rows}
+        return {state: found.get(state, 0) for state in JobState}
+
+    def finished_since(self, since: datetime, *, limit: int = 10_000) -> builtins.list[Job]:
+        """Return jobs that ended after ``since``, oldest end first (at most ``limit``)."""
+        query = (
+            sa.select(jobs)
+            .where(jobs.c.finished_at > since)
+            .order_by(jobs.c.finished_at, jobs.c.seq)
+            .limit(limit)
+        )
+        with self.db.read() as conn:
+            return [job_from_row(row) for row in conn.execute(query).mappings().all()]
+
     # -- user actions -----------------------------------------------------------------------
 
     def cancel(self, job_id: JobId, *, by: str) -> Job:
@@ -406,59 +441,8 @@ class JobService(WorkerSide):
             row = lock_job(conn, job_id)
             if row is None:
                 raise _not_found(job_id)
-            self._cancel_locked(conn, row, by=by, now=self.clock.now())
+            cancel_locked(conn, row, by=by, now=self.clock.now(), detail=None)
             return self._get(conn, job_id)
-
-    def _cancel_locked(self, conn: Connection, row: Mapping[Any, Any], *, by: str, now: datetime) -> None:
-        state = JobState(row["state"])
-        job_id = row["id"]
-        if state is JobState.QUEUED:
-            conn.execute(
-                sa.update(jobs)
-                .where(jobs.c.id == job_id, jobs.c.state == JobState.QUEUED)
-                .values(
-                    state=JobState.CANCELLED, cancel_requested_at=now, cancelled_by=by, finished_at=now, updated_at=now
-                )
-            )
-            add_event(
-                conn,
-                job_id,
-                at=now,
-                event="cancelled",
-                source=state,
-                target=JobState.CANCELLED,
-                attempt=row["attempt"] or None,
-                actor=by,
-            )
-        elif state is JobState.RUNNING:
-            if row["cancel_requested_at"] is None:
-                conn.execute(
-                    sa.update(jobs)
-                    .where(jobs.c.id == job_id)
-                    .values(cancel_requested_at=now, cancelled_by=by, updated_at=now)
-                )
-                add_event(
-                    conn,
-                    job_id,
-                    at=now,
-                    event="cancel_requested",
-                    source=state,
-                    target=state,
-                    attempt=row["attempt"],
-                    actor=by,
-                )
-        elif state is not JobState.CANCELLED:
-            check_transition(state, JobState.CANCELLED, job_id=job_id)
-        for child in (
-            conn.execute(
-                sa.select(jobs)
-                .where(jobs.c.parent_id == job_id, jobs.c.state.not_in(_TERMINAL_VALUES))
-                .with_for_update()
-            )
-            .mappings()
-            .all()
-        ):
-            self._cancel_locked(conn, child, by=by, now=now)
 
     # -- logs -------------------------------------------------------------------------------
 

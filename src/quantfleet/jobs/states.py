@@ -18,6 +18,10 @@
                                  +--> cancelled  (cancel was requested and the
                                                   worker is lost or released)
 
+      queued --> failed   (at claim: the stored spec cannot be read by this
+                           version, e.g. written by a newer quantfleet; the
+                           job would otherwise kill every worker that takes it)
+
 ``succeeded``, ``failed`` (a user error: an exception in strategy code, a
 memory limit), ``timed_out`` (the wall-clock or CPU limit), ``cancelled`` and
 ``dead`` (the infrastructure failed ``max_attempts`` times) are terminal:
@@ -73,7 +77,7 @@ class IllegalTransition(UserError):
 
 TRANSITIONS: Mapping[JobState, frozenset[JobState]] = MappingProxyType(
     {
-        JobState.QUEUED: frozenset({JobState.RUNNING, JobState.CANCELLED}),
+        JobState.QUEUED: frozenset({JobState.RUNNING, JobState.CANCELLED, JobState.FAILED}),
         JobState.RUNNING: frozenset(
             {
                 JobState.SUCCEEDED,

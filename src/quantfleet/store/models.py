@@ -8,6 +8,10 @@
     job_events        the audit log: every state change (and cancel request), with its time
     artifacts         result objects recorded by the attempt that finished the job
     idempotency_keys  (owner, key) -> the job first submitted with it, and that spec's hash
+    users             one row per user: name (= jobs.owner), admin flag, running and queued quotas
+    api_tokens        API tokens: a public id, the sha256 of the secret (never the secret), label, use, revocation
+    http_idempotency  (owner, Idempotency-Key) of an HTTP POST -> its body's sha256 and the response sent
+                      (status NULL while the first request is in flight); kept 24 h
 
 ``jobs.seq`` (an autoincrement integer) orders submissions; ``jobs.id`` is the
 public id (32 hex digits). Timestamps are UTC; SQLite stores them naive, and
@@ -26,12 +30,15 @@ from sqlalchemy.engine import Dialect
 __all__ = [
     "JSONDoc",
     "UTCDateTime",
+    "api_tokens",
     "artifacts",
     "attempts",
+    "http_idempotency",
     "idempotency_keys",
     "job_events",
     "jobs",
     "metadata",
+    "users",
 ]
 
 NAMING = {
@@ -100,6 +107,12 @@ jobs = sa.Table(
     sa.Index("ix_jobs_claim", "state", "priority", "seq"),
     # What the reaper scans: running jobs by lease expiry.
     sa.Index("ix_jobs_lease", "state", "lease_expires_at"),
+    # What a fair claim groups: queued jobs per priority and owner, oldest first (revision 0002).
+    sa.Index("ix_jobs_fair", "state", "priority", "owner", "seq"),
+    # What quotas count: one owner's queued or running jobs (revision 0002).
+    sa.Index("ix_jobs_owner_state", "owner", "state"),
+    # Metrics read the jobs that ended since the last scrape.
+    sa.Index("ix_jobs_finished_at", "finished_at"),
 )
 
 attempts = sa.Table(
@@ -152,4 +165,40 @@ idempotency_keys = sa.Table(
     sa.Column("job_id", _id(), sa.ForeignKey("jobs.id"), nullable=False),
     sa.Column("spec_hash", sa.String(64), nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("admin", sa.Boolean, nullable=False),
+    # NULL: no limit. A job's owner without a row here has no limits at all (single-user mode).
+    sa.Column("max_running", sa.Integer, nullable=True),
+    sa.Column("max_queued", sa.Integer, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+api_tokens = sa.Table(
+    "api_tokens",
+    metadata,
+    sa.Column("id", sa.String(16), primary_key=True),
+    sa.Column("user_name", sa.String(64), sa.ForeignKey("users.name"), nullable=False, index=True),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("prefix", sa.String(16), nullable=False),
+    sa.Column("label", sa.String(200), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("last_used_at", UTCDateTime, nullable=True),
+    sa.Column("revoked_at", UTCDateTime, nullable=True),
+)
+
+http_idempotency = sa.Table(
+    "http_idempotency",
+    metadata,
+    sa.Column("owner", sa.String(200), primary_key=True),
+    sa.Column("key", sa.String(200), primary_key=True),
+    sa.Column("body_sha256", sa.String(64), nullable=False),
+    # NULL while the first request with this key is being processed.
+    sa.Column("status", sa.Integer, nullable=True),
+    sa.Column("response", JSONDoc, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False, index=True),
 )

@@ -11,7 +11,7 @@ import contextlib
 import uuid
 from collections.abc import Iterator
 
-__all__ = ["POSTGRES_HOST", "POSTGRES_PORT", "POSTGRES_START", "POSTGRES_URL", "postgres_schema"]
+__all__ = ["POSTGRES_HOST", "POSTGRES_PORT", "POSTGRES_START", "POSTGRES_URL", "head_revision", "postgres_schema"]
 
 POSTGRES_HOST = "127.0.0.1"
 POSTGRES_PORT = 5432
@@ -37,3 +37,14 @@ def postgres_schema(base_url: str = POSTGRES_URL, *, prefix: str = "qf_test") ->
                 conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
     finally:
         admin.dispose()
+
+
+def head_revision() -> str:
+    """Return the newest revision of the shipped migrations (what ``Database.upgrade()`` migrates to)."""
+    from alembic.script import ScriptDirectory
+
+    from quantfleet.store.db import alembic_config
+
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None
+    return head

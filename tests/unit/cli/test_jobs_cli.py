@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 import typer
@@ -12,8 +14,8 @@ from typer.testing import CliRunner
 from quantfleet.cli import jobs as jobs_cli
 from quantfleet.cli.common import state
 from quantfleet.core.settings import load_settings
-from quantfleet.jobs import JobService, JobState
-from quantfleet.testing.jobs import COUNTING_STRATEGY, tiny_market, write_strategy
+from quantfleet.jobs import Job, JobId, JobService, JobSpec, JobState, Outcome
+from quantfleet.testing.jobs import COUNTING_STRATEGY, tiny_market, wait_until, write_strategy
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -113,3 +115,63 @@ def test_a_sweep_submitted_with_grid_runs_as_child_jobs(cli: CliRunner, tmp_path
     assert [c.state for c in children] == [JobState.SUCCEEDED, JobState.SUCCEEDED]
     assert parent[:12] in invoke(cli, "jobs", "ls")
     assert parent in invoke(cli, "jobs", "show", parent[:8])  # a unique prefix names the job
+
+
+def test_submit_local_runs_only_the_submitted_job_not_the_whole_queue(cli: CliRunner, tmp_path: Path) -> None:
+    path = write_strategy(tmp_path, "count.py", COUNTING_STRATEGY)
+    theirs = invoke(cli, "submit", str(path), "--symbols", "AAA", "--owner", "someone-else").split()[0]
+    mine = invoke(cli, "submit", str(path), "--symbols", "AAA", "--param", "tag=2", "--local").split()[0]
+    assert service().get(mine).state is JobState.SUCCEEDED  # type: ignore[arg-type]
+    assert service().get(theirs).state is JobState.QUEUED  # type: ignore[arg-type]
+    again = invoke(cli, "jobs", "rerun", mine, "--local").split()[0]
+    assert service().get(again).state is JobState.SUCCEEDED  # type: ignore[arg-type]
+    assert service().get(theirs).state is JobState.QUEUED  # type: ignore[arg-type]
+
+
+class Watched:
+    """The job service, telling when ``follow_log`` has looked at the job (it then waits ``poll`` seconds)."""
+
+    def __init__(self, inner: JobService) -> None:
+        self._inner = inner
+        self.looked = threading.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def get(self, job_id: JobId) -> Job:
+        job = self._inner.get(job_id)
+        self.looked.set()
+        return job
+
+
+def test_logs_follow_pins_the_attempt_and_marks_a_retry(cli: CliRunner, tmp_path: Path) -> None:
+    jobs = service()
+    path = write_strategy(tmp_path, "count.py", COUNTING_STRATEGY)
+    code = jobs.put_code(path.read_bytes(), path.name)
+    job = jobs.submit(JobSpec(code=code, universe=("AAA",), snapshot=0, owner="t"))
+    first = jobs.claim("w1")
+    assert first is not None
+    with jobs.log_writer(first) as log:
+        log.write("attempt one: " + "x" * 200 + "\n")
+    watched = Watched(jobs)
+    seen: list[str] = []
+    reader = threading.Thread(
+        target=lambda: seen.extend(jobs_cli.follow_log(watched, job.id, follow=True, poll=2.0)),  # type: ignore[arg-type]
+        daemon=True,
+    )
+    reader.start()
+    wait_until(watched.looked.is_set, timeout=10, what="the follower to read attempt 1 and wait")
+    # A retry starts while the follower waits: attempt 1 is released, attempt 2 claimed and run.
+    assert jobs.release(first, reason="the worker died")
+    second = jobs.claim("w2")
+    assert second is not None
+    assert second.attempt == 2
+    with jobs.log_writer(second) as log:
+        log.write("attempt two starts\n")
+    assert jobs.finish(second, Outcome(state=JobState.SUCCEEDED))
+    reader.join(30)
+    assert not reader.is_alive()
+    text = "".join(seen)
+    assert text.startswith("attempt one: ")
+    assert "[quantfleet: attempt 2]" in text
+    assert text.endswith("[quantfleet: attempt 2]\nattempt two starts\n")

@@ -15,6 +15,7 @@ S = JobState
 ALLOWED = {
     (S.QUEUED, S.RUNNING),
     (S.QUEUED, S.CANCELLED),
+    (S.QUEUED, S.FAILED),  # a spec this version cannot read, found at claim
     (S.RUNNING, S.SUCCEEDED),
     (S.RUNNING, S.FAILED),
     (S.RUNNING, S.TIMED_OUT),

@@ -222,3 +222,22 @@ def test_max_attempts_is_a_setting(db_url: str, tmp_path: Path, new_spec: SpecFa
     assert claim is not None
     assert once.release(claim, reason="disk full")
     assert once.get(job.id).state is JobState.DEAD
+
+
+def test_counts_by_state_and_finished_since_see_what_metrics_need(
+    service: JobService, new_spec: SpecFactory, clock: FrozenClock
+) -> None:
+    for _ in range(3):
+        service.submit(new_spec())
+    first = _claim(service)
+    _claim(service)
+    before = clock.now()
+    clock.advance(5)
+    assert service.finish(first, Outcome(state=JobState.SUCCEEDED))
+    counts = service.counts_by_state()
+    assert counts[JobState.QUEUED] == 1
+    assert counts[JobState.RUNNING] == 1
+    assert counts[JobState.SUCCEEDED] == 1
+    assert counts[JobState.DEAD] == 0  # every state is there, zeros included
+    assert [j.id for j in service.finished_since(before)] == [first.job_id]
+    assert service.finished_since(clock.now()) == []

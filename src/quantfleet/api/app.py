@@ -1,0 +1,158 @@
+"""The HTTP API application: ``create_app`` wires settings, services and routers once, at start."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import Response
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+
+from quantfleet.api.deps import ApiContext, Authenticator, ReadyCheck
+from quantfleet.api.errors import PROBLEM_JSON, Problem, install_handlers, problem_response
+from quantfleet.api.metrics import FleetMetrics, JobLogContext, ObservabilitySettings, metrics_router
+from quantfleet.api.routers import data, health
+from quantfleet.api.routers.jobs import KINDS, job_router
+from quantfleet.api.settings import ApiSettings
+from quantfleet.core.logging import LogFormat
+from quantfleet.core.logging import configure as configure_logging
+from quantfleet.core.settings import Settings, load_settings
+from quantfleet.data import MarketDataStore
+from quantfleet.jobs import JobService
+from quantfleet.store.idempotency import IdempotencyStore
+from quantfleet.users import UserService
+
+__all__ = ["create_app", "default_checks"]
+
+log = logging.getLogger(__name__)
+
+_ERROR_STATUSES = {
+    "400": "Bad request (a user error the message explains)",
+    "401": "No valid bearer token",
+    "403": "An admin-only option",
+    "404": "No such job (or not yours), artifact or snapshot",
+    "409": "Conflict: an illegal state change, or the same Idempotency-Key still in flight",
+    "413": "An upload or archive passes a size limit",
+    "422": "Invalid request: fields (see 'errors'), a limit, or an Idempotency-Key reused with another body",
+    "429": "A quota is exhausted",
+    "503": "A database, object store or broker is unavailable; retry after Retry-After seconds",
+}
+
+
+def default_checks(service: JobService) -> list[ReadyCheck]:
+    """Return the readiness checks of a job service: its database and its object store."""
+
+    def database() -> None:
+        service.queue_depth()
+
+    def object_store() -> None:
+        service.objects.exists("readyz")  # raises StorageUnavailable when the store cannot be reached
+
+    return [("database", database), ("object_store", object_store)]
+
+
+class _BodyLimit(BaseHTTPMiddleware):
+    """Refuse a request whose declared body passes the upload limit before reading it (413)."""
+
+    def __init__(self, app: Any, *, limit: int) -> None:
+        super().__init__(app)
+        self.limit = limit
+
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            return problem_response(request, 413, f"the request has {declared} bytes; the limit is {self.limit} "
+                                    "(max_upload_bytes plus max_spec_bytes and 64 KiB of framing)")  # fmt: skip
+        return await call_next(request)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    service: JobService | None = None,
+    auth: Authenticator | None = None,
+    store: MarketDataStore | None = None,
+    api_settings: ApiSettings | None = None,
+    checks: Sequence[ReadyCheck] | None = None,
+    extra_checks: Sequence[ReadyCheck] = (),
+    observability: ObservabilitySettings | None = None,
+) -> FastAPI:
+    """Return the HTTP API over a job service, an authenticator and a market-data store.
+
+    Whatever is not given is opened from ``settings`` (default: the environment,
+    validated now, and refused in production without a real secret and a
+    server database): the job service (its schema upgraded), the user service as
+    the authenticator, the market-data store. ``checks`` replaces the readiness
+    checks (default: database and object store); ``extra_checks`` adds to them
+    (the broker's, when Celery is configured). ``observability`` (default: the
+    environment) mounts ``/metrics`` and, when a log format is set, installs logging.
+    """
+    core = settings or load_settings()
+    core.check_production()
+    limits = api_settings or ApiSettings()
+    jobs = service or JobService.from_settings(core)
+    ctx = ApiContext(
+        settings=limits,
+        service=jobs,
+        auth=auth if auth is not None else UserService(jobs.db),
+        store=store or MarketDataStore.from_settings(core),
+        idempotency=IdempotencyStore(jobs.db, retention=timedelta(hours=limits.idempotency_retention_hours)),
+        checks=[*(checks if checks is not None else default_checks(jobs)), *extra_checks],
+        calendar=core.calendar,
+    )
+    app = FastAPI(
+        title="quantfleet",
+        version="1",
+        summary="Submit, follow and fetch backtests, sweeps and walk-forwards.",
+        responses={},
+    )
+    app.state.quantfleet = ctx
+    install_handlers(app, retry_after=limits.retry_after_seconds)
+    seen = observability or ObservabilitySettings()
+    if seen.log_format is not None:
+        configure_logging(json=seen.log_format is LogFormat.JSON, level=seen.log_level)
+    app.add_middleware(JobLogContext)
+    if seen.metrics_enabled:
+        app.include_router(metrics_router(FleetMetrics(jobs)))
+    app.add_middleware(_BodyLimit, limit=limits.max_upload_bytes + limits.max_spec_bytes + 64 * 1024)
+    app.include_router(health.router)
+    for kind in KINDS:
+        app.include_router(job_router(kind))
+    app.include_router(data.router)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = _with_problems(
+                get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
+            )
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app
+
+
+def _with_problems(schema: dict[str, Any]) -> dict[str, Any]:
+    """Document every error status of every operation as ``application/problem+json`` with the Problem schema."""
+    components = schema.setdefault("components", {})
+    schemas = components.setdefault("schemas", {})
+    problem = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+    schemas.update(problem.pop("$defs", {}))
+    schemas["Problem"] = problem
+    schemas.pop("HTTPValidationError", None)
+    schemas.pop("ValidationError", None)
+    components["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+    content = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    for path, operations in schema.get("paths", {}).items():
+        for operation in operations.values():
+            responses = operation.setdefault("responses", {})
+            for status, description in _ERROR_STATUSES.items():
+                if status in ("401", "403") and not path.startswith("/v1/"):
+                    continue
+                responses[status] = {"description": description, "content": content}
+            if path.startswith("/v1/"):
+                operation["security"] = [{"bearer": []}]
+    return schema

@@ -1,0 +1,1 @@
+"""One router per resource: jobs of each kind (one shared factory), market data, health."""

@@ -1,0 +1,111 @@
+"""The targeted claim: take THIS job if it is still queued (a Celery message names it); duplicates take nothing."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from quantfleet.core.errors import UserError
+from quantfleet.jobs import JobService, JobSpec, JobState, Outcome, new_job_id
+from quantfleet.store import Database, DatabaseUnavailable, ObjectStore
+from quantfleet.testing import FrozenClock
+
+SpecFactory = Callable[..., JobSpec]
+
+
+def test_claim_job_takes_the_named_job_not_the_next_in_line(
+    service: JobService, new_spec: SpecFactory, clock: FrozenClock
+) -> None:
+    first = service.submit(new_spec(priority=5))
+    second = service.submit(new_spec())
+    claim = service.claim_job("celery/1", second.id)
+    assert claim is not None
+    assert (claim.job_id, claim.attempt, claim.worker) == (second.id, 1, "celery/1")
+    assert claim.lease_expires == clock.now() + timedelta(seconds=30)
+    running = service.get(second.id)
+    assert (running.state, running.attempt, running.worker) == (JobState.RUNNING, 1, "celery/1")
+    assert [(a.number, a.state) for a in service.attempts(second.id)] == [(1, "running")]
+    assert [e.event for e in service.events(second.id)] == ["submitted", "claimed"]
+    assert service.get(first.id).state is JobState.QUEUED
+
+
+def test_a_duplicate_delivery_claims_nothing(service: JobService, new_spec: SpecFactory) -> None:
+    job = service.submit(new_spec())
+    claim = service.claim_job("w1", job.id)
+    assert claim is not None
+    assert service.claim_job("w2", job.id) is None  # running
+    assert service.finish(claim, Outcome(state=JobState.SUCCEEDED))
+    assert service.claim_job("w2", job.id) is None  # ended
+    assert service.get(job.id).attempt == 1
+
+
+def test_claim_job_of_an_unknown_or_cancelled_job_is_none(service: JobService, new_spec: SpecFactory) -> None:
+    assert service.claim_job("w1", new_job_id()) is None
+    job = service.submit(new_spec())
+    service.cancel(job.id, by="ana")
+    assert service.claim_job("w1", job.id) is None
+    assert service.get(job.id).state is JobState.CANCELLED
+
+
+def test_a_reaped_job_is_claimed_again_as_the_next_attempt(
+    service: JobService, new_spec: SpecFactory, clock: FrozenClock
+) -> None:
+    job = service.submit(new_spec())
+    stale = service.claim_job("w1", job.id)
+    assert stale is not None
+    clock.advance(31)
+    assert service.reap() == [job.id]
+    fresh = service.claim_job("w2", job.id)
+    assert fresh is not None
+    assert fresh.attempt == 2
+    assert not service.heartbeat(stale).ok  # the first attempt is fenced out
+    assert service.heartbeat(fresh).ok
+
+
+def test_claim_job_needs_a_worker_name(service: JobService, new_spec: SpecFactory) -> None:
+    job = service.submit(new_spec())
+    with pytest.raises(UserError, match="worker needs a name"):
+        service.claim_job("", job.id)
+
+
+def test_concurrent_deliveries_of_one_id_claim_it_once(
+    db_url: str, service: JobService, new_spec: SpecFactory, tmp_path: Path, clock: FrozenClock
+) -> None:
+    jobs = [service.submit(new_spec(params={"i": i})).id for i in range(10)]
+    won: list[str] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+    start = threading.Barrier(4)
+
+    def deliver(name: str) -> None:
+        db = Database(db_url, busy_timeout_ms=30_000)  # own connections, as separate worker processes
+        side = JobService(db, ObjectStore(str(tmp_path / "objects")), clock=clock)
+        try:
+            start.wait()
+            for job_id in jobs:
+                while True:
+                    try:
+                        claim = side.claim_job(name, job_id)
+                        break
+                    except DatabaseUnavailable:
+                        continue
+                if claim is not None:
+                    with lock:
+                        won.append(claim.job_id)
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            db.dispose()
+
+    threads = [threading.Thread(target=deliver, args=(f"w{i}",)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not errors, errors
+    assert sorted(won) == sorted(jobs)  # each job exactly once
+    assert all(service.get(j).attempt == 1 for j in jobs)
