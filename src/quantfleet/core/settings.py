@@ -69,6 +69,11 @@ class Settings(BaseSettings):
     max_attempts: int = Field(
         default=3, ge=1, description="Attempts before a job whose infrastructure keeps failing is dead."
     )
+    worker_launcher: Literal["forkserver", "subprocess", "bubblewrap"] = Field(
+        default="forkserver",
+        description="How a worker starts each job's child: forkserver (fast, not isolated), subprocess, or "
+        "bubblewrap (the sandbox: namespaces, no network, cgroup limits; the worker runs as root).",
+    )
     broker_url: str | None = Field(
         default=None,
         description="Celery broker that carries job ids to the fleet: redis://host:6379/0 or "

@@ -37,7 +37,7 @@ from quantfleet.core.settings import Settings
 from quantfleet.data.storage import is_remote
 from quantfleet.dispatch.celery_app import QUEUE, CeleryDispatcher, QuantfleetCelery, app, configure
 from quantfleet.dispatch.execute import Attempt, retry
-from quantfleet.dispatch.launcher import ChildLauncher, child_environment, default_launcher
+from quantfleet.dispatch.launcher import LAUNCHERS, ChildLauncher, child_environment, default_launcher
 from quantfleet.dispatch.task import DataRef
 from quantfleet.dispatch.worker import Worker, WorkerConfig, default_worker_name
 from quantfleet.jobs import Claim, JobId, JobService, JobState
@@ -210,7 +210,7 @@ def fleet_from_settings(
     celery: QuantfleetCelery = app,
     slots: int | None = None,
     name: str | None = None,
-    launcher: str = "forkserver",
+    launcher: str | None = None,
 ) -> CeleryFleet:
     """Return a fleet worker on the settings' database, objects and data, its launcher started.
 
@@ -221,7 +221,7 @@ def fleet_from_settings(
     data = DataRef.from_settings(settings)
     env = child_environment(os.environ, remote_data=is_remote(data.url))
     env.pop("QUANTFLEET_BROKER_URL", None)  # the broker's address (and password) never reaches a job
-    child_launcher = default_launcher(env, kind=launcher)
+    child_launcher = default_launcher(env, kind=launcher or settings.worker_launcher)
     start = getattr(child_launcher, "start", None)
     if start is not None:
         start()  # before Celery starts its threads
@@ -242,7 +242,7 @@ def run_celery_worker(
     broker_url: str | None = None,
     slots: int | None = None,
     name: str | None = None,
-    launcher: str = "forkserver",
+    launcher: str | None = None,
     grace: float = 30.0,
     loglevel: str = "WARNING",
 ) -> CeleryFleet:
@@ -304,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--slots", type=int, default=None)
     parser.add_argument("--name", default=None)
     parser.add_argument("--grace", type=float, default=30.0)
-    parser.add_argument("--launcher", default="forkserver", choices=("forkserver", "subprocess"))
+    parser.add_argument("--launcher", default=None, choices=LAUNCHERS, help="default: QUANTFLEET_WORKER_LAUNCHER")
     parser.add_argument("--loglevel", default="WARNING")
     args = parser.parse_args(argv)
     run_celery_worker(

@@ -43,6 +43,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Protocol
 
+from quantfleet.core.errors import ConfigError
+
 __all__ = [
     "ChildLauncher",
     "ChildProcess",
@@ -372,10 +374,18 @@ class SubprocessLauncher:
         """Nothing runs between jobs."""
 
 
+LAUNCHERS = ("forkserver", "subprocess", "bubblewrap")
+"""The child launchers a worker can use (``QUANTFLEET_WORKER_LAUNCHER`` or ``--launcher``)."""
+
+
 def default_launcher(env: Mapping[str, str], *, kind: str = "forkserver") -> ChildLauncher:
-    """Return the launcher named ``kind``: ``forkserver`` (default) or ``subprocess``."""
+    """Return the launcher named ``kind``: ``forkserver`` (default), ``subprocess`` or ``bubblewrap`` (sandboxed)."""
     if kind == "subprocess":
         return SubprocessLauncher(env)
     if kind == "forkserver":
         return ForkServerLauncher(env)
-    raise ValueError(f"unknown launcher {kind!r}; use forkserver or subprocess")
+    if kind == "bubblewrap":
+        from quantfleet.dispatch.sandboxed import BubblewrapLauncher  # it builds on this module
+
+        return BubblewrapLauncher(env)
+    raise ConfigError(f"unknown launcher {kind!r}; use one of {', '.join(LAUNCHERS)}")

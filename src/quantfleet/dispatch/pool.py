@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from quantfleet.core.settings import Settings
 from quantfleet.data.storage import is_remote
-from quantfleet.dispatch.launcher import child_environment, default_launcher
+from quantfleet.dispatch.launcher import LAUNCHERS, child_environment, default_launcher
 from quantfleet.dispatch.task import DataRef
 from quantfleet.dispatch.worker import Worker, WorkerConfig, default_worker_name
 from quantfleet.jobs import JobId, JobService
@@ -21,7 +21,7 @@ def worker_from_settings(
     *,
     slots: int | None = None,
     name: str | None = None,
-    launcher: str = "forkserver",
+    launcher: str | None = None,
     poll_seconds: float = 0.05,
     service: JobService | None = None,
 ) -> Worker:
@@ -39,7 +39,7 @@ def worker_from_settings(
     jobs = service or JobService.from_settings(settings, notify=notify)
     data = DataRef.from_settings(settings)
     env = child_environment(os.environ, remote_data=is_remote(data.url))
-    child_launcher = default_launcher(env, kind=launcher)
+    child_launcher = default_launcher(env, kind=launcher or settings.worker_launcher)
     start = getattr(child_launcher, "start", None)
     if start is not None:
         start()  # the fork server starts now, with the scrubbed environment, before any slot thread
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--slots", type=int, default=None)
     parser.add_argument("--name", default=None)
     parser.add_argument("--grace", type=float, default=30.0)
-    parser.add_argument("--launcher", default="forkserver", choices=("forkserver", "subprocess"))
+    parser.add_argument("--launcher", default=None, choices=LAUNCHERS, help="default: QUANTFLEET_WORKER_LAUNCHER")
     args = parser.parse_args(argv)
     worker = worker_from_settings(load_settings(), slots=args.slots, name=args.name, launcher=args.launcher)
     stop = threading.Event()
