@@ -40,7 +40,7 @@ from quantfleet.dispatch.execute import Attempt, Ending, backtest_json, fans_out
 from quantfleet.dispatch.launcher import ChildLauncher
 from quantfleet.dispatch.task import CHILDREN_FILE, DataRef, TaskKind, read_result
 from quantfleet.jobs import Claim, JobId, JobKind, JobService, JobSpec, JobState, Outcome
-from quantfleet.jobs.errors import DatabaseUnavailable
+from quantfleet.jobs.errors import DatabaseUnavailable, ParentNotActive
 
 __all__ = ["Worker", "WorkerConfig", "default_worker_name"]
 
@@ -258,7 +258,9 @@ class Worker:
         self._pool.shutdown(wait=True)
         for parent in list(self._parents.values()):
             with contextlib.suppress(InfrastructureError):
-                release = functools.partial(self.service.release, parent.claim, reason="the worker shut down")
+                release = functools.partial(
+                    self.service.release, parent.claim, reason="the worker shut down", penalty=False
+                )
                 retry(release, seconds=5)
         self._parents.clear()
         self.launcher.close()
@@ -335,7 +337,13 @@ class Worker:
                                     "params": {**base.params, **combo}, "parent": None})
             for combo in result.combos
         ]  # fmt: skip
-        jobs = retry(lambda: self.service.submit_children(claim.job_id, children), stop=self._shutdown)
+        try:
+            jobs = retry(lambda: self.service.submit_children(claim, children), stop=self._shutdown)
+        except ParentNotActive:  # cancelled while expanding: no children, and the sweep ends cancelled
+            attempt.finish(Outcome(state=JobState.CANCELLED, error="cancelled before its children were queued"))
+            return
+        if jobs is None:  # stale: the lease expired and another attempt owns the sweep now
+            return
         with self._lock:
             only = self._only
             if only is not None and claim.job_id in only:

@@ -18,11 +18,11 @@ __all__ = [
     "TERMINAL_VALUES",
     "add_event",
     "artifact_from_row",
+    "attempt_from_row",
     "cancel_children",
     "cancel_locked",
-    "end_parent",
-    "attempt_from_row",
     "end_attempt",
+    "end_parent",
     "event_from_row",
     "job_from_row",
     "job_row",
@@ -186,7 +186,9 @@ def cancel_locked(
     elif state is JobState.RUNNING:
         if row["cancel_requested_at"] is None:
             conn.execute(
-                sa.update(jobs).where(jobs.c.id == job_id).values(cancel_requested_at=now, cancelled_by=by, updated_at=now)
+                sa.update(jobs)
+                .where(jobs.c.id == job_id)
+                .values(cancel_requested_at=now, cancelled_by=by, updated_at=now)
             )
             add_event(
                 conn, job_id, at=now, event="cancel_requested", source=state, target=state,
@@ -194,7 +196,7 @@ def cancel_locked(
             )  # fmt: skip
     elif state is not JobState.CANCELLED:
         check_transition(state, JobState.CANCELLED, job_id=job_id)
-    cancel_children(conn, job_id, by=by, now=now, detail=detail)
+    cancel_children(conn, job_id, by=by, now=now, detail=f"the parent sweep {job_id} was cancelled")
 
 
 def cancel_children(conn: Connection, parent_id: str, *, by: str, now: datetime, detail: str | None) -> None:

@@ -13,15 +13,17 @@ import logging
 import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from pydantic import ValidationError
 from sqlalchemy.engine import Connection
 
 from quantfleet.core.errors import StorageUnavailable, UserError
 from quantfleet.jobs._fair import pick_fair
-from quantfleet.jobs._records import add_event, end_attempt, lock_job
+from quantfleet.jobs._records import add_event, end_attempt, end_parent, lock_job
 from quantfleet.jobs.clock import Clock
 from quantfleet.jobs.models import ArtifactIn, Claim, Heartbeat, Outcome
 from quantfleet.jobs.spec import JobId, JobSpec
@@ -33,12 +35,31 @@ __all__ = ["WorkerSide", "artifact_prefix"]
 
 log = logging.getLogger("quantfleet.jobs.service")
 
+# Attempt endings that count against max_attempts: the infrastructure failed. A finished attempt ends
+# the job; an ``interrupted`` one (a graceful shutdown) re-queues it for free.
+_COUNTED = frozenset({"lost", "released"})
+
+
+def _version() -> str:
+    try:
+        return metadata.version("quantfleet")
+    except metadata.PackageNotFoundError:  # pragma: no cover - a source tree without metadata
+        return "(unknown version)"
+
+
+_VERSION = _version()
+
 _ARTIFACT_NAME = re.compile(r"^[A-Za-z0-9_.\-]+(/[A-Za-z0-9_.\-]+)*$")
 
 
 def artifact_prefix(job_id: str, attempt: int) -> str:
     """Return the object-key folder of one attempt's artifacts."""
     return f"artifacts/{job_id}/{attempt}"
+
+
+def _check_worker(worker: str) -> None:
+    if not worker or len(worker) > 200:
+        raise UserError("a worker needs a name of 1 to 200 characters")
 
 
 def _first_line(text: str | None, limit: int = 500) -> str | None:
@@ -68,59 +89,17 @@ class WorkerSide:
         :mod:`quantfleet.jobs._fair`). PostgreSQL: ``SELECT ... FOR UPDATE SKIP
         LOCKED``, so workers never wait on each other's row; SQLite: the write
         transaction is ``BEGIN IMMEDIATE``, so claims run one at a time. Either
-        way the update is guarded by ``state = 'queued'``.
+        way the update is guarded by ``state = 'queued'``. A job whose stored
+        spec this version cannot read ends ``failed`` in the same transaction,
+        and the next job is taken instead (see :meth:`_take`).
         """
-        if not worker or len(worker) > 200:
-            raise UserError("a worker needs a name of 1 to 200 characters")
+        _check_worker(worker)
         with self.db.write() as conn:
-            row = pick_fair(conn)
-            if row is None:
-                return None
-            now = self.clock.now()
-            number = row["attempt"] + 1
-            lease = now + self.lease
-            done = conn.execute(
-                sa.update(jobs)
-                .where(jobs.c.seq == row["seq"], jobs.c.state == JobState.QUEUED)
-                .values(
-                    state=JobState.RUNNING,
-                    attempt=number,
-                    worker=worker,
-                    lease_expires_at=lease,
-                    started_at=sa.func.coalesce(jobs.c.started_at, now),
-                    updated_at=now,
-                )
-            )
-            if done.rowcount != 1:  # pragma: no cover - the row is locked; defensive
-                return None
-            conn.execute(
-                sa.insert(attempts).values(
-                    job_id=row["id"],
-                    number=number,
-                    worker=worker,
-                    state=JobState.RUNNING.value,
-                    started_at=now,
-                    heartbeat_at=now,
-                    lease_expires_at=lease,
-                )
-            )
-            add_event(
-                conn,
-                row["id"],
-                at=now,
-                event="claimed",
-                source=JobState.QUEUED,
-                target=JobState.RUNNING,
-                attempt=number,
-                actor=worker,
-            )
-        return Claim(
-            job_id=JobId(row["id"]),
-            attempt=number,
-            spec=JobSpec.model_validate(row["spec"]),
-            worker=worker,
-            lease_expires=lease,
-        )
+            while (row := pick_fair(conn)) is not None:
+                claim = self._take(conn, row, worker)
+                if claim is not None:
+                    return claim
+        return None
 
     def claim_job(self, worker: str, job_id: JobId) -> Claim | None:
         """Take this one job if it is still queued; None if it is running, ended or unknown.
@@ -129,48 +108,80 @@ class WorkerSide:
         id): a duplicate or late delivery finds the job already taken and takes
         nothing. The row is locked first (``FOR UPDATE`` on PostgreSQL; SQLite's
         write transaction is ``BEGIN IMMEDIATE``) and the update is guarded by
-        ``state = 'queued'``, as in :meth:`claim`.
+        ``state = 'queued'``, as in :meth:`claim`. A spec this version cannot
+        read ends the job ``failed`` and returns None.
         """
-        if not worker or len(worker) > 200:
-            raise UserError("a worker needs a name of 1 to 200 characters")
+        _check_worker(worker)
         with self.db.write() as conn:
             row = lock_job(conn, job_id)
             if row is None or row["state"] != JobState.QUEUED:
                 return None
-            now = self.clock.now()
-            number = row["attempt"] + 1
-            lease = now + self.lease
-            done = conn.execute(
-                sa.update(jobs)
-                .where(jobs.c.seq == row["seq"], jobs.c.state == JobState.QUEUED)
-                .values(
-                    state=JobState.RUNNING,
-                    attempt=number,
-                    worker=worker,
-                    lease_expires_at=lease,
-                    started_at=sa.func.coalesce(jobs.c.started_at, now),
-                    updated_at=now,
-                )
+            return self._take(conn, row, worker)
+
+    def _take(self, conn: Connection, row: Mapping[Any, Any], worker: str) -> Claim | None:
+        """Start the next attempt of the locked queued job ``row``; None if its spec cannot be read.
+
+        The spec is read before the state changes: a spec written by a newer
+        quantfleet (an unknown field) would otherwise fail after the job was
+        marked running, be reaped, retried, and take down each worker in turn.
+        """
+        now = self.clock.now()
+        try:
+            spec = JobSpec.model_validate(row["spec"])
+        except ValidationError as exc:
+            self._fail_unreadable(conn, row, now=now, worker=worker, exc=exc)
+            return None
+        number = row["attempt"] + 1
+        lease = now + self.lease
+        done = conn.execute(
+            sa.update(jobs)
+            .where(jobs.c.seq == row["seq"], jobs.c.state == JobState.QUEUED)
+            .values(
+                state=JobState.RUNNING,
+                attempt=number,
+                worker=worker,
+                lease_expires_at=lease,
+                started_at=sa.func.coalesce(jobs.c.started_at, now),
+                updated_at=now,
             )
-            if done.rowcount != 1:  # pragma: no cover - the row is locked; defensive
-                return None
-            conn.execute(
-                sa.insert(attempts).values(
-                    job_id=row["id"], number=number, worker=worker, state=JobState.RUNNING.value,
-                    started_at=now, heartbeat_at=now, lease_expires_at=lease,
-                )
-            )  # fmt: skip
-            add_event(
-                conn, row["id"], at=now, event="claimed", source=JobState.QUEUED, target=JobState.RUNNING,
-                attempt=number, actor=worker,
-            )  # fmt: skip
-        return Claim(
-            job_id=JobId(row["id"]),
-            attempt=number,
-            spec=JobSpec.model_validate(row["spec"]),
-            worker=worker,
-            lease_expires=lease,
         )
+        if done.rowcount != 1:  # pragma: no cover - the row is locked; defensive
+            return None
+        conn.execute(
+            sa.insert(attempts).values(
+                job_id=row["id"], number=number, worker=worker, state=JobState.RUNNING.value,
+                started_at=now, heartbeat_at=now, lease_expires_at=lease,
+            )
+        )  # fmt: skip
+        add_event(
+            conn, row["id"], at=now, event="claimed", source=JobState.QUEUED, target=JobState.RUNNING,
+            attempt=number, actor=worker,
+        )  # fmt: skip
+        return Claim(job_id=JobId(row["id"]), attempt=number, spec=spec, worker=worker, lease_expires=lease)
+
+    def _fail_unreadable(
+        self, conn: Connection, row: Mapping[Any, Any], *, now: datetime, worker: str, exc: ValidationError
+    ) -> None:
+        """End a queued job whose spec this version cannot read ``failed`` (no attempt is started)."""
+        check_transition(JobState.QUEUED, JobState.FAILED, job_id=row["id"])
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in err['loc']) or 'spec'}: {err['msg']}" for err in exc.errors()
+        )
+        error = (
+            f"this job's spec cannot be read by quantfleet {_VERSION} ({problems}); it was probably submitted "
+            "by a newer quantfleet: upgrade the workers, or resubmit the job from this version"
+        )
+        conn.execute(
+            sa.update(jobs)
+            .where(jobs.c.seq == row["seq"], jobs.c.state == JobState.QUEUED)
+            .values(state=JobState.FAILED, error=error, finished_at=now, updated_at=now, lease_expires_at=None)
+        )
+        add_event(
+            conn, row["id"], at=now, event="unreadable", source=JobState.QUEUED, target=JobState.FAILED,
+            attempt=None, actor=worker, detail=_first_line(error),
+        )  # fmt: skip
+        end_parent(conn, row, JobState.FAILED, by=worker, now=now)
+        log.error("job %s failed at claim: %s", row["id"], error)
 
     def _fenced(self, conn: Connection, claim: Claim) -> Mapping[Any, Any] | None:
         """Return the job's row, locked, if ``claim`` is its current running attempt; else None (stale)."""
@@ -257,6 +268,7 @@ class WorkerSide:
             actor=claim.worker,
             detail=_first_line(outcome.error),
         )
+        end_parent(conn, row, outcome.state, by=claim.worker, now=now)
 
     def _discard(self, claim: Claim) -> None:
         try:
@@ -264,11 +276,16 @@ class WorkerSide:
         except StorageUnavailable:
             log.warning("could not delete the discarded artifacts of job %s attempt %s", claim.job_id, claim.attempt)
 
-    def release(self, claim: Claim, *, reason: str) -> bool:
-        """Give the attempt back after an infrastructure failure: re-queue, or ``dead`` after the last attempt.
+    def release(self, claim: Claim, *, reason: str, penalty: bool = True) -> bool:
+        """Give the attempt back: re-queue the job, or end it ``dead`` after its last counted attempt.
 
-        A job whose cancel was requested ends ``cancelled`` instead. Returns
-        False when the claim is stale (nothing changes).
+        ``penalty=True`` (an infrastructure failure: the data cache is down, the
+        child crashed) counts the attempt against ``max_attempts``; its attempt
+        ends ``released``. ``penalty=False`` (the worker stops on purpose, as in
+        a graceful shutdown) re-queues the job without using up a retry; its
+        attempt ends ``interrupted``. A job whose cancel was requested ends
+        ``cancelled`` instead. Returns False when the claim is stale (nothing
+        changes).
         """
         with self.db.write() as conn:
             row = self._fenced(conn, claim)
@@ -278,10 +295,10 @@ class WorkerSide:
                 conn,
                 row,
                 now=self.clock.now(),
-                attempt_state="released",
+                attempt_state="released" if penalty else "interrupted",
                 event="released",
                 actor=claim.worker,
-                reason=reason,
+                reason=reason if penalty else f"{reason} (not counted against max_attempts)",
             )
         if target is JobState.QUEUED:
             self._tell([claim.job_id])
@@ -298,36 +315,47 @@ class WorkerSide:
         actor: str,
         reason: str,
     ) -> JobState:
-        """End an attempt the infrastructure lost: re-queue the job, or end it dead (or cancelled)."""
+        """End an attempt the infrastructure lost (or a worker gave back): re-queue the job, or end it dead/cancelled.
+
+        Only attempts that ended ``lost`` or ``released`` count towards
+        ``max_attempts``; ``interrupted`` ones (a graceful shutdown) do not.
+        """
+        job_id = row["id"]
         number = row["attempt"]
         values: dict[str, Any] = {"updated_at": now, "lease_expires_at": None, "worker": None}
+        failures = self._failures(conn, job_id) + (attempt_state in _COUNTED)
         if row["cancel_requested_at"] is not None:
             target = JobState.CANCELLED
             values.update(finished_at=now)
-        elif number >= self.max_attempts:
+        elif attempt_state in _COUNTED and failures >= self.max_attempts:
             target = JobState.DEAD
-            values.update(finished_at=now, error=f"the infrastructure failed {number} times; the last time: {reason}")
+            values.update(
+                finished_at=now,
+                error=f"the infrastructure failed {failures} times; the last time (attempt {number}): {reason}. "
+                f"Read that attempt's log with 'quantfleet jobs logs {job_id} --attempt {number}', fix the cause, "
+                f"then run the job again with 'quantfleet jobs rerun {job_id}'",
+            )
         else:
             target = JobState.QUEUED
-        check_transition(JobState.RUNNING, target, job_id=row["id"])
+        check_transition(JobState.RUNNING, target, job_id=job_id)
         conn.execute(
             sa.update(jobs)
-            .where(jobs.c.id == row["id"], jobs.c.attempt == number, jobs.c.state == JobState.RUNNING)
+            .where(jobs.c.id == job_id, jobs.c.attempt == number, jobs.c.state == JobState.RUNNING)
             .values(state=target, **values)
         )
-        end_attempt(conn, row["id"], number, state=attempt_state, at=now, error=reason)
+        end_attempt(conn, job_id, number, state=attempt_state, at=now, error=reason)
         add_event(
-            conn,
-            row["id"],
-            at=now,
-            event=event,
-            source=JobState.RUNNING,
-            target=target,
-            attempt=number,
-            actor=actor,
-            detail=reason,
-        )
+            conn, job_id, at=now, event=event, source=JobState.RUNNING, target=target,
+            attempt=number, actor=actor, detail=reason,
+        )  # fmt: skip
+        end_parent(conn, row, target, by=actor, now=now)
         return target
+
+    @staticmethod
+    def _failures(conn: Connection, job_id: str) -> int:
+        """Return how many of the job's ended attempts count against ``max_attempts``."""
+        query = sa.select(sa.func.count()).where(attempts.c.job_id == job_id, attempts.c.state.in_(sorted(_COUNTED)))
+        return int(conn.execute(query).scalar_one())
 
     def reap(self) -> builtins.list[JobId]:
         """Re-queue (or mark dead) running jobs whose lease expired; return their ids."""
@@ -341,7 +369,11 @@ class WorkerSide:
         reaped: builtins.list[JobId] = []
         requeued: builtins.list[JobId] = []
         with self.db.write() as conn:
-            for row in conn.execute(query).mappings().all():
+            for found in conn.execute(query).mappings().all():
+                # Read the row again: reaping a sweep earlier in this loop may have cancelled this child.
+                row = lock_job(conn, found["id"])
+                if row is None or row["state"] != JobState.RUNNING:  # pragma: no cover - defensive
+                    continue
                 reason = f"lease expired at {row['lease_expires_at'].isoformat()} (worker {row['worker']} lost)"
                 target = self._end_lost(
                     conn, row, now=now, attempt_state="lost", event="lease_expired", actor="reaper", reason=reason

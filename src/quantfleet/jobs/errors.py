@@ -44,7 +44,7 @@ class StaleAttempt(InfrastructureError):
 
 
 class ParentNotActive(UserError):
-    """Children were offered to a sweep job that has already ended."""
+    """Children were offered to a sweep job whose cancel was requested; finish its attempt as cancelled."""
 
 
 class QuotaExceeded(UserError):

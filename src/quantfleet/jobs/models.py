@@ -27,8 +27,10 @@ __all__ = [
 T = TypeVar("T")
 
 AttemptState = str
-"""An attempt ends as one of the finish states, or ``lost`` (lease expired) or ``released``
-(the worker gave it back after an infrastructure failure); ``running`` until then."""
+"""An attempt ends as one of the finish states, or ``lost`` (lease expired), ``released``
+(the worker gave it back after an infrastructure failure) or ``interrupted`` (the worker
+gave it back on purpose, e.g. a graceful shutdown); ``running`` until then. Only ``lost``
+and ``released`` attempts count against ``max_attempts``."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -95,7 +97,8 @@ class JobEvent:
     job_id: JobId
     at: datetime
     event: str
-    """submitted, claimed, finished, cancel_requested, cancelled, lease_expired, released."""
+    """submitted, claimed, finished, cancel_requested, cancelled, lease_expired, released, unreadable
+    (the spec could not be read at claim)."""
     from_state: JobState | None
     to_state: JobState
     attempt: int | None

@@ -13,6 +13,8 @@ A worker's life with the service::
     jobs.finish(claim, Outcome(state=JobState.SUCCEEDED, metrics=..., artifacts=[art]))
     # or, when the infrastructure failed (not the user's code):
     jobs.release(claim, reason="data cache unavailable")
+    # or, when the worker stops on purpose (a graceful shutdown; no retry is used up):
+    jobs.release(claim, reason="the worker shut down", penalty=False)
 
 Every worker write is fenced by the claim's attempt number: a worker whose
 lease expired and whose job was re-queued (by :meth:`JobService.reap`) can
@@ -39,8 +41,8 @@ from quantfleet.jobs._fair import check_queued_quota
 from quantfleet.jobs._records import (
     add_event,
     artifact_from_row,
-    cancel_locked,
     attempt_from_row,
+    cancel_locked,
     event_from_row,
     job_from_row,
     job_row,

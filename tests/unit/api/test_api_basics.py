@@ -164,3 +164,16 @@ def test_openapi_is_published(client: Client) -> None:
     post = doc["paths"]["/v1/sweeps"]["post"]
     assert "application/problem+json" in post["responses"]["422"]["content"]
     assert any(p["name"] == "Idempotency-Key" for p in post["parameters"])
+
+
+def test_rerun_of_a_sweeps_child_runs_on_its_own(client: Client, submit: Submit, service: JobService) -> None:
+    parent = service.resolve(submit("alice").json()["id"])
+    claim = service.claim_job("w1", parent)
+    assert claim is not None
+    kids = service.submit_children(claim, [service.get(parent).spec])
+    assert kids is not None
+    again = client("alice").post(f"/v1/backtests/{kids[0].id}/rerun")
+    assert again.status_code == 201, again.text
+    assert again.json()["parent"] is None
+    assert service.get(service.resolve(again.json()["id"])).parent is None
+    assert [c.id for c in service.children(parent)] == [kids[0].id]  # the old sweep is unchanged

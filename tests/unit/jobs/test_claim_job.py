@@ -5,13 +5,16 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from datetime import timedelta
+from importlib import metadata
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from quantfleet.core.errors import UserError
-from quantfleet.jobs import JobService, JobSpec, JobState, Outcome, new_job_id
+from quantfleet.jobs import JobId, JobService, JobSpec, JobState, Outcome, new_job_id
 from quantfleet.store import Database, DatabaseUnavailable, ObjectStore
+from quantfleet.store.models import jobs
 from quantfleet.testing import FrozenClock
 
 SpecFactory = Callable[..., JobSpec]
@@ -109,3 +112,47 @@ def test_concurrent_deliveries_of_one_id_claim_it_once(
     assert not errors, errors
     assert sorted(won) == sorted(jobs)  # each job exactly once
     assert all(service.get(j).attempt == 1 for j in jobs)
+
+
+def _poison(service: JobService, job_id: JobId) -> None:
+    """Store a spec this version cannot read, as a newer quantfleet with an extra field would write it."""
+    with service.db.write() as conn:
+        spec = conn.execute(sa.select(jobs.c.spec).where(jobs.c.id == job_id)).scalar_one()
+        conn.execute(sa.update(jobs).where(jobs.c.id == job_id).values(spec={**spec, "gpu": {"count": 1}}))
+
+
+def _assert_failed_unread(service: JobService, job_id: JobId) -> None:
+    with service.db.read() as conn:
+        row = conn.execute(sa.select(jobs).where(jobs.c.id == job_id)).mappings().one()
+    assert row["state"] == JobState.FAILED
+    assert row["attempt"] == 0
+    assert row["finished_at"] is not None
+    error = row["error"] or ""
+    assert f"cannot be read by quantfleet {metadata.version('quantfleet')}" in error
+    assert "gpu" in error
+    assert "upgrade the workers" in error
+    assert "resubmit" in error
+    assert service.attempts(job_id) == []
+    assert [(e.event, e.from_state, e.to_state) for e in service.events(job_id)][-1] == (
+        "unreadable",
+        JobState.QUEUED,
+        JobState.FAILED,
+    )
+
+
+def test_claim_fails_an_unreadable_spec_and_takes_the_next_job(service: JobService, new_spec: SpecFactory) -> None:
+    poisoned = service.submit(new_spec(priority=5)).id
+    good = service.submit(new_spec()).id
+    _poison(service, poisoned)
+    claim = service.claim("w1")
+    assert claim is not None
+    assert claim.job_id == good
+    _assert_failed_unread(service, poisoned)
+    assert service.claim("w2") is None  # the failed job is never taken again
+
+
+def test_claim_job_fails_an_unreadable_spec(service: JobService, new_spec: SpecFactory) -> None:
+    poisoned = service.submit(new_spec()).id
+    _poison(service, poisoned)
+    assert service.claim_job("w1", poisoned) is None
+    _assert_failed_unread(service, poisoned)

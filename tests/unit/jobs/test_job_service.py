@@ -174,14 +174,17 @@ def test_children_fan_out_once_and_report_progress(
     service: JobService, new_spec: SpecFactory, notified: list[JobId]
 ) -> None:
     parent = service.submit(new_spec(kind=JobKind.SWEEP, sweep={"grid": {"fast": [5, 10]}}))
+    claim = service.claim_job("w1", parent.id)
+    assert claim is not None
     specs = [new_spec(params={"fast": f, "slow": 30}) for f in (5, 10)]
-    kids = service.submit_children(parent.id, specs)
+    kids = service.submit_children(claim, specs)
+    assert kids is not None
     assert [k.parent for k in kids] == [parent.id, parent.id]
     assert notified == [parent.id, *[k.id for k in kids]]
     # A retried parent attempt fans out again: the same children come back, nothing new is queued.
-    assert [k.id for k in service.submit_children(parent.id, specs)] == [k.id for k in kids]
+    assert [k.id for k in service.submit_children(claim, specs) or []] == [k.id for k in kids]
     with pytest.raises(IdempotencyConflict, match=parent.id):
-        service.submit_children(parent.id, specs[:1])
+        service.submit_children(claim, specs[:1])
     assert [k.id for k in service.children(parent.id)] == [k.id for k in kids]
     assert [j.id for j in service.list(parent=parent.id).items] == [k.id for k in kids][::-1]
     assert service.children_pending(parent.id) == 2
@@ -194,7 +197,8 @@ def test_cancelling_a_sweep_cancels_its_children(service: JobService, new_spec: 
     claim = service.claim("w1")
     assert claim is not None
     assert claim.job_id == parent.id
-    kids = service.submit_children(parent.id, [new_spec(params={"fast": f}) for f in (5, 10)])
+    kids = service.submit_children(claim, [new_spec(params={"fast": f}) for f in (5, 10)])
+    assert kids is not None
     child_claim = service.claim("w2")
     assert child_claim is not None
     service.cancel(parent.id, by="ana")
@@ -204,15 +208,89 @@ def test_cancelling_a_sweep_cancels_its_children(service: JobService, new_spec: 
     assert service.heartbeat(claim).cancel_requested
 
 
-def test_children_need_an_active_parent(service: JobService, new_spec: SpecFactory) -> None:
-    parent = service.submit(new_spec())
+def test_a_cancelled_parent_takes_no_children(service: JobService, new_spec: SpecFactory) -> None:
+    parent = service.submit(new_spec(kind=JobKind.SWEEP, sweep={"grid": {"fast": [5, 10]}}))
+    claim = service.claim_job("w1", parent.id)
+    assert claim is not None
     service.cancel(parent.id, by="ana")
-    with pytest.raises(ParentNotActive, match="cancelled"):
-        service.submit_children(parent.id, [new_spec()])
-    with pytest.raises(JobNotFound):
-        service.submit_children(JobId("0" * 32), [new_spec()])
-    with pytest.raises(JobNotFound):
-        service.submit(new_spec(parent="0" * 32))
+    with pytest.raises(ParentNotActive, match=r"cancelled by ana.*finish its attempt as cancelled.*submit the sweep"):
+        service.submit_children(claim, [new_spec()])
+    assert service.children(parent.id) == []
+
+
+def test_a_stale_parent_attempt_adds_no_children(
+    service: JobService, new_spec: SpecFactory, clock: FrozenClock
+) -> None:
+    parent = service.submit(new_spec(kind=JobKind.SWEEP, sweep={"grid": {"fast": [5, 10]}}))
+    stale = service.claim_job("w1", parent.id)
+    assert stale is not None
+    clock.advance(31)
+    assert service.reap() == [parent.id]
+    assert service.submit_children(stale, [new_spec()]) is None  # re-queued: the old attempt is fenced out
+    current = service.claim_job("w2", parent.id)
+    assert current is not None
+    assert service.submit_children(stale, [new_spec()]) is None  # another attempt owns the sweep now
+    assert service.children(parent.id) == []
+    kids = service.submit_children(current, [new_spec()])
+    assert kids is not None
+    assert [k.parent for k in kids] == [parent.id]
+    service.finish(current, Outcome(state=JobState.FAILED, error="boom"))
+    assert service.submit_children(current, [new_spec()]) is None  # ended: fenced out too
+
+
+def test_submit_refuses_a_spec_with_a_parent(service: JobService, new_spec: SpecFactory) -> None:
+    parent = service.submit(new_spec())
+    with pytest.raises(UserError, match=r"names parent .*only a running sweep adds children.*parent': None"):
+        service.submit(new_spec(parent=parent.id))
+    assert service.children(parent.id) == []
+
+
+@pytest.mark.parametrize("how", ["failed", "timed_out", "cancelled", "released_dead", "reaped_dead", "cancel"])
+def test_a_sweep_that_ends_badly_cancels_its_children(
+    service: JobService, new_spec: SpecFactory, clock: FrozenClock, how: str
+) -> None:
+    jobs = JobService(service.db, service.objects, clock=clock, max_attempts=1, lease_seconds=30)
+    parent = jobs.submit(new_spec(kind=JobKind.SWEEP, sweep={"grid": {"fast": [5, 10]}})).id
+    claim = jobs.claim_job("w1", parent)
+    assert claim is not None
+    kids = jobs.submit_children(claim, [new_spec(params={"fast": f}) for f in (5, 10)])
+    assert kids is not None
+    running, queued = kids[0].id, kids[1].id
+    clock.advance(20)
+    assert jobs.claim_job("w2", running) is not None  # its lease outlives the parent's
+    actor, ended = "w1", JobState.DEAD
+    if how in ("failed", "timed_out", "cancelled"):
+        ended = JobState(how)
+        assert jobs.finish(claim, Outcome(state=ended, error="boom"))
+    elif how == "released_dead":
+        assert jobs.release(claim, reason="disk full")
+    elif how == "reaped_dead":
+        clock.advance(15)
+        assert jobs.reap() == [parent]
+        actor = "reaper"
+    else:
+        jobs.cancel(parent, by="ana")
+        actor, ended = "ana", JobState.RUNNING  # a cancel request: the parent's worker ends it
+    assert jobs.get(parent).state is ended
+    detail = f"the parent sweep {parent} " + ("was cancelled" if how == "cancel" else f"ended {ended.value}")
+    assert jobs.get(queued).state is JobState.CANCELLED
+    assert jobs.get(queued).cancelled_by == actor
+    assert jobs.get(running).state is JobState.RUNNING
+    assert jobs.get(running).cancel_requested_at is not None
+    for kid, event in ((queued, "cancelled"), (running, "cancel_requested")):
+        last = jobs.events(kid)[-1]
+        assert (last.event, last.actor, last.detail) == (event, actor, detail)
+    assert jobs.children_pending(parent) == 1
+
+
+def test_a_succeeded_sweep_leaves_its_children_alone(service: JobService, new_spec: SpecFactory) -> None:
+    parent = service.submit(new_spec(kind=JobKind.SWEEP, sweep={"grid": {"fast": [5, 10]}})).id
+    claim = service.claim_job("w1", parent)
+    assert claim is not None
+    kids = service.submit_children(claim, [new_spec()])
+    assert kids is not None
+    assert service.finish(claim, Outcome(state=JobState.SUCCEEDED))
+    assert service.get(kids[0].id).state is JobState.QUEUED
 
 
 def test_a_failing_dispatcher_does_not_undo_the_submission(

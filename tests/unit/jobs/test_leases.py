@@ -241,3 +241,30 @@ def test_counts_by_state_and_finished_since_see_what_metrics_need(
     assert counts[JobState.DEAD] == 0  # every state is there, zeros included
     assert [j.id for j in service.finished_since(before)] == [first.job_id]
     assert service.finished_since(clock.now()) == []
+
+
+def test_a_graceful_release_does_not_use_up_a_retry(
+    service: JobService, new_spec: SpecFactory, notified: list[JobId]
+) -> None:
+    job = service.submit(new_spec())
+    for _ in range(5):  # more shutdowns than max_attempts
+        claim = _claim(service)
+        assert service.release(claim, reason="the worker shut down", penalty=False)
+        assert service.get(job.id).state is JobState.QUEUED
+    assert [a.state for a in service.attempts(job.id)] == ["interrupted"] * 5  # the history stays truthful
+    assert "not counted against max_attempts" in (service.events(job.id)[-1].detail or "")
+    for number in (1, 2, 3):  # infrastructure failures still count, all three of them
+        assert service.release(_claim(service), reason=f"disk full ({number})")
+    assert service.get(job.id).state is JobState.DEAD
+    assert service.get(job.id).attempt == 8
+    assert notified == [job.id] * 8  # submit, then 7 re-queues
+
+
+def test_a_dead_job_names_how_to_read_its_log_and_rerun_it(service: JobService, new_spec: SpecFactory) -> None:
+    job = service.submit(new_spec())
+    for _ in range(3):
+        assert service.release(_claim(service), reason="disk full")
+    error = service.get(job.id).error or ""
+    assert "failed 3 times" in error
+    assert f"quantfleet jobs logs {job.id} --attempt 3" in error
+    assert f"quantfleet jobs rerun {job.id}" in error

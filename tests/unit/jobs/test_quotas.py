@@ -48,7 +48,10 @@ def test_the_queued_quota_refuses_a_submission_naming_the_limit_and_the_fix(
 def test_a_sweeps_children_are_never_refused(service: JobService, users: UserService, new_spec: SpecFactory) -> None:
     users.add_user("ana", max_queued=1)
     parent = service.submit(new_spec(owner="ana", kind="sweep", sweep={"grid": {"fast": [5, 10]}}))
-    children = service.submit_children(parent.id, [new_spec(owner="ana", params={"i": i}) for i in range(5)])
+    claim = service.claim_job("w1", parent.id)
+    assert claim is not None
+    children = service.submit_children(claim, [new_spec(owner="ana", params={"i": i}) for i in range(5)])
+    assert children is not None
     assert len(children) == 5
     with pytest.raises(QuotaExceeded):
         service.submit(new_spec(owner="ana", params={"other": 1}))

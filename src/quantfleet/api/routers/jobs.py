@@ -31,7 +31,6 @@ from quantfleet.api.schemas import (
 )
 from quantfleet.api.submission import check_limits, job_spec, parse_spec
 from quantfleet.api.uploads import strategy_code
-from quantfleet.core.errors import UserError
 from quantfleet.jobs import Job, JobId, JobKind, JobNotFound, JobService, JobState, parse_job_id
 
 __all__ = ["KINDS", "job_router"]
@@ -197,9 +196,8 @@ def job_router(kind: JobKind) -> APIRouter:
     ) -> JSONResponse:
         def act() -> tuple[int, JobPublic, dict[str, str]]:
             job = owned(ctx.service, job_id, user)
-            if job.parent is not None:
-                raise UserError(f"job {job.id} is a child of sweep {job.parent}; rerun the sweep instead")
-            again = ctx.service.submit(job.spec.model_copy(update={"owner": user.name}))
+            # A sweep's child reruns on its own: re-attaching it to the old sweep would change that sweep.
+            again = ctx.service.submit(job.spec.model_copy(update={"owner": user.name, "parent": None}))
             return 201, JobPublic.of(again), {"Location": f"/v1/{plural}/{again.id}"}
 
         return idempotent(request, ctx, user, idempotency_key, None, act)
