@@ -22,6 +22,7 @@ from quantfleet.core.logging import LogFormat
 from quantfleet.core.logging import configure as configure_logging
 from quantfleet.core.settings import Settings, load_settings
 from quantfleet.data import MarketDataStore
+from quantfleet.dispatch.notify import submit_notifier
 from quantfleet.jobs import JobService
 from quantfleet.store.idempotency import IdempotencyStore
 from quantfleet.users import UserService
@@ -94,7 +95,7 @@ def create_app(
     core = settings or load_settings()
     core.check_production()
     limits = api_settings or ApiSettings()
-    jobs = service or JobService.from_settings(core)
+    jobs = service or JobService.from_settings(core, notify=submit_notifier(core))
     ctx = ApiContext(
         settings=limits,
         service=jobs,

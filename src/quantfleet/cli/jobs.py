@@ -31,6 +31,7 @@ from quantfleet.core.logging import LogFormat
 from quantfleet.core.logging import configure as configure_logging
 from quantfleet.core.settings import Settings, load_settings
 from quantfleet.core.types import Adjustment, Frequency
+from quantfleet.dispatch.notify import submit_notifier
 from quantfleet.engine import EngineConfig
 from quantfleet.jobs import Job, JobKind, JobService, JobSpec, JobState, Limits
 from quantfleet.strategy.loader import load_strategy
@@ -63,7 +64,7 @@ def _service() -> JobService:
     settings = _settings()
     key = (settings.resolved_database_url, settings.resolved_objects_url)
     if key not in _services:
-        _services[key] = JobService.from_settings(settings)
+        _services[key] = JobService.from_settings(settings, notify=submit_notifier(settings))
     return _services[key]
 
 
@@ -301,12 +302,21 @@ def ls(
         state=state_ or None, owner=owner, parent=service.resolve(parent) if parent else None, limit=limit
     )
     table = Table(title="jobs", caption="ids shortened: any unique prefix of 6 or more digits names a job")
-    for col in ("id", "state", "kind", "strategy", "owner", "submitted", "duration", "sharpe"):
-        table.add_column(col, justify="right" if col in ("duration", "sharpe") else "left", no_wrap=col != "strategy")
+    # Fits 80 columns: short ids and times; the strategy's name folds rather than vanishing.
+    for col in ("id", "state", "strategy", "owner", "submitted", "took", "sharpe"):
+        table.add_column(
+            col,
+            justify="right" if col in ("took", "sharpe") else "left",
+            no_wrap=col not in ("strategy", "owner"),
+            min_width=10 if col == "strategy" else None,
+            overflow="fold",
+        )
     for job in page.items:
         sharpe = (job.metrics or {}).get("sharpe")
         table.add_row(
-            job.id[:12], _state(job.state), job.kind, job.spec.code.name, job.owner, _when(job.submitted_at),
+            job.id[:8], _state(job.state),
+            job.spec.code.name if job.kind == JobKind.BACKTEST else f"{job.spec.code.name} ({job.kind})", job.owner,
+            job.submitted_at.strftime("%m-%d %H:%M") if job.submitted_at else "",
             _duration(job), f"{sharpe:.2f}" if isinstance(sharpe, int | float) else "",
         )  # fmt: skip
     out.print(table)
@@ -448,7 +458,7 @@ def rerun(
         return remote.rerun(qf, job_id, verify=verify, local=local)
     service = _service()
     original = service.get(service.resolve(job_id))
-    job = service.submit(original.spec)
+    job = service.submit(original.spec.model_copy(update={"parent": None}))  # a sweep's child reruns on its own
     out.print(job.id)
     if not (verify or local):
         return
@@ -473,7 +483,7 @@ def rerun(
 
 
 def _serve(
-    slots: int | None, name: str | None, launcher: str, grace: float, what: str, broker: str | None = None
+    slots: int | None, name: str | None, launcher: str | None, grace: float, what: str, broker: str | None = None
 ) -> None:
     from quantfleet.dispatch.pool import run_worker, worker_from_settings
 
@@ -514,7 +524,10 @@ def _serve(
 def worker(
     slots: int | None = typer.Option(None, "--slots", "-n", help="Jobs at once (default: the number of cores)."),
     name: str | None = typer.Option(None, "--name", help="Worker name (default: host/pid)."),
-    launcher: str = typer.Option("forkserver", "--launcher", help="forkserver (fast start) or subprocess."),
+    launcher: str | None = typer.Option(
+        None, "--launcher", help="forkserver (fast start), subprocess, or bubblewrap (the sandbox); "
+        "default QUANTFLEET_WORKER_LAUNCHER."
+    ),
     grace: float = typer.Option(30.0, "--grace", help="Seconds running jobs get to finish on shutdown."),
     broker: str | None = typer.Option(
         None, "--broker", help="Celery broker URL (redis://..., amqp://...); default QUANTFLEET_BROKER_URL, else local."
@@ -540,7 +553,7 @@ def up(
 ) -> None:
     """Start the platform on this machine (a worker pool; later the API, dashboard, scheduler) until Ctrl-C."""
     configure_logging(json=log_format is LogFormat.JSON)
-    _serve(slots, None, "forkserver", grace, "quantfleet up", broker)
+    _serve(slots, None, None, grace, "quantfleet up", broker)
 
 
 # -- make demo ----------------------------------------------------------------------------------

@@ -146,6 +146,16 @@ class End:
 
     ending: Ending
     code: int | None
+    verdict: str | None = None  # a sandboxed child's own account of a user failure (a limit it hit)
+
+
+def _user_verdict(child: ChildProcess) -> str | None:
+    """Return the message of a sandboxed child's user failure (memory, file size, ...), None otherwise."""
+    verdict = getattr(child, "verdict", None)
+    if verdict is None:
+        return None
+    found = verdict()
+    return str(found.message) if getattr(found, "user_failure", False) else None
 
 
 def _describe(code: int | None) -> str:
@@ -375,7 +385,7 @@ class Attempt:
             now = time.monotonic()
             code = child.wait(max(0.0, min(tick, started + wall - now)))
             if code is not None:
-                return End(Ending.EXITED, code)
+                return End(Ending.EXITED, code, _user_verdict(child))
             self.cpu_used = _cpu_seconds(child.pid) or self.cpu_used
             now = time.monotonic()
             if now >= started + wall:
@@ -421,9 +431,12 @@ class Attempt:
         """Record the outcome; False when the attempt was stale."""
         return retry(lambda: self.service.finish(self.claim, outcome), stop=None)
 
-    def release(self, reason: str) -> bool:
-        """Give the attempt back (infrastructure failure): re-queued, or dead after the last attempt."""
-        return retry(lambda: self.service.release(self.claim, reason=reason), stop=None)
+    def release(self, reason: str, *, penalty: bool = True) -> bool:
+        """Give the attempt back (infrastructure failure): re-queued, or dead after the last attempt.
+
+        ``penalty=False`` (the worker shuts down on purpose) re-queues without using up a retry.
+        """
+        return retry(lambda: self.service.release(self.claim, reason=reason, penalty=penalty), stop=None)
 
     def record(self, end: End) -> Outcome | None:
         """Record how the child ended (see the module docstring); return the outcome, None when released/dropped."""
@@ -439,7 +452,7 @@ class Attempt:
                 "raise the limit or shorten the backtest",
             )
         elif end.ending is Ending.SHUTDOWN:
-            self.release("the worker shut down before the job ended")
+            self.release("the worker shut down before the job ended", penalty=False)
             return None
         elif end.code == EXIT_OK and (result := read_result(self.work)) is not None:
             outcome = Outcome(state=JobState.SUCCEEDED, metrics=result.metrics, artifacts=self.upload())
@@ -451,6 +464,8 @@ class Attempt:
                 state=JobState.TIMED_OUT,
                 error=f"the job used more than its CPU-time limit of {limits.cpu_time_s:g} s; raise the limit",
             )
+        elif end.verdict is not None:  # the sandbox saw the job hit a limit: the job's failure, not retried
+            outcome = Outcome(state=JobState.FAILED, error=f"{end.verdict}; raise the limit or use less")
         else:
             result = read_result(self.work)
             detail = f": {result.message}" if result and result.message else ""

@@ -65,7 +65,7 @@ def test_submit_local_wait_runs_the_job_and_shows_its_metrics(cli: CliRunner, tm
     assert job.spec.snapshot == 0  # pinned at submission
     assert job.spec.params == {"tag": "5"}
     listed = invoke(cli, "jobs", "ls")
-    assert job_id[:12] in listed  # ids are shortened in the table
+    assert job_id[:8] in listed  # ids are shortened in the table
     assert "succeeded" in listed
     shown = invoke(cli, "jobs", "show", job_id)
     assert "claimed" in shown
@@ -113,7 +113,7 @@ def test_a_sweep_submitted_with_grid_runs_as_child_jobs(cli: CliRunner, tmp_path
     assert "combinations" in output
     children = service().children(parent)  # type: ignore[arg-type]
     assert [c.state for c in children] == [JobState.SUCCEEDED, JobState.SUCCEEDED]
-    assert parent[:12] in invoke(cli, "jobs", "ls")
+    assert parent[:8] in invoke(cli, "jobs", "ls")
     assert parent in invoke(cli, "jobs", "show", parent[:8])  # a unique prefix names the job
 
 
@@ -175,3 +175,17 @@ def test_logs_follow_pins_the_attempt_and_marks_a_retry(cli: CliRunner, tmp_path
     assert text.startswith("attempt one: ")
     assert "[quantfleet: attempt 2]" in text
     assert text.endswith("[quantfleet: attempt 2]\nattempt two starts\n")
+
+
+def test_rerun_of_a_sweeps_child_runs_on_its_own(cli: CliRunner, tmp_path: Path) -> None:
+    path = write_strategy(tmp_path, "count.py", COUNTING_STRATEGY)
+    parent = JobId(invoke(cli, "submit", str(path), "--symbols", "AAA").split()[0])
+    jobs = service()
+    claim = jobs.claim_job("w1", parent)
+    assert claim is not None
+    kids = jobs.submit_children(claim, [jobs.get(parent).spec])
+    assert kids is not None
+    again = JobId(invoke(cli, "jobs", "rerun", kids[0].id).split()[0])
+    assert jobs.get(again).parent is None
+    assert jobs.get(again).spec.params == kids[0].spec.params
+    assert [c.id for c in jobs.children(parent)] == [kids[0].id]  # the old sweep is unchanged

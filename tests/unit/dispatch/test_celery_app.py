@@ -144,3 +144,13 @@ def test_a_delivery_of_a_job_that_is_not_queued_does_nothing(
     assert fleet.run_job(job.id) is Ran.SKIPPED
     assert fleet.executions == 0
     assert fleet.service.get(job.id).attempt == 1
+
+
+def test_submitters_publish_to_the_fleet_only_when_a_broker_is_configured(tmp_path: Path) -> None:
+    from quantfleet.dispatch.celery_app import CeleryDispatcher
+    from quantfleet.dispatch.notify import submit_notifier
+
+    assert submit_notifier(Settings(home=tmp_path)) is None  # the local pool polls the database
+    notify = submit_notifier(Settings(home=tmp_path, broker_url="redis://127.0.0.1:6399/0"))
+    assert isinstance(notify, CeleryDispatcher)
+    assert notify.app.conf.broker_url == "redis://127.0.0.1:6399/0"
