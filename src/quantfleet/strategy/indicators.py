@@ -15,27 +15,48 @@ from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
+from numba import njit
 
-__all__ = ["crossover", "ema", "indicator_cache", "rolling_std", "rsi", "sma"]
+__all__ = ["IndicatorCache", "crossover", "ema", "indicator_cache", "rolling_std", "rsi", "sma"]
 
 _F = TypeVar("_F", bound=Callable[..., np.ndarray])
-_CACHE: ContextVar[dict[tuple[Any, ...], tuple[np.ndarray, np.ndarray]] | None] = ContextVar(
+_CACHE: ContextVar[IndicatorCache | None] = ContextVar(
     "quantfleet_indicator_cache", default=None
 )
 
 
+class IndicatorCache(dict[tuple[Any, ...], tuple[np.ndarray, np.ndarray]]):
+    """Indicator results kept by :func:`indicator_cache`, emptied when they pass ``max_bytes``."""
+
+    def __init__(self, max_bytes: int = 512 * 2**20) -> None:
+        super().__init__()
+        self.max_bytes = max_bytes
+        self.nbytes = 0
+
+    def keep(self, key: tuple[Any, ...], entry: tuple[np.ndarray, np.ndarray]) -> None:
+        """Store ``entry``; start afresh first when it would pass the bound (a sweep's windows fit many times)."""
+        if self.nbytes + entry[1].nbytes > self.max_bytes:
+            self.clear()
+            self.nbytes = 0
+        self[key] = entry
+        self.nbytes += entry[1].nbytes
+
+
 @contextlib.contextmanager
-def indicator_cache() -> Iterator[None]:
+def indicator_cache(cache: IndicatorCache | None = None) -> Iterator[IndicatorCache]:
     """Reuse indicator results inside the block: a sweep calls ``sma(close, 20)`` once, not per combination.
 
     Results are keyed by the input array's identity and the arguments; the
     cache holds a reference to each input, so an identity is never reused for
     another array while it lives, and it hands out copies, so a strategy that
-    writes into a result cannot change what the next combination sees.
+    writes into a result cannot change what the next combination sees. Pass
+    the same ``cache`` to several blocks (one per thread) to keep results
+    between them.
     """
-    token = _CACHE.set({})
+    kept = cache if cache is not None else IndicatorCache()
+    token = _CACHE.set(kept)
     try:
-        yield
+        yield kept
     finally:
         _CACHE.reset(token)
 
@@ -50,7 +71,7 @@ def _cached(func: _F) -> _F:
         hit = cache.get(key)
         if hit is None or hit[0] is not values:
             hit = (values, func(values, *args, **kwargs))
-            cache[key] = hit
+            cache.keep(key, hit)
         return hit[1].copy()
 
     return wrapper  # type: ignore[return-value]
@@ -116,9 +137,18 @@ def crossover(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     (strictly; NaN never crosses), the convention of backtesting.py.
     """
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape or a.ndim != 1:
+        raise ValueError(f"crossover needs two 1-D arrays of one length, got {a.shape} and {b.shape}")
     out = np.zeros(len(a))
-    up = (a[:-1] < b[:-1]) & (a[1:] > b[1:])
-    down = (a[:-1] > b[:-1]) & (a[1:] < b[1:])
-    out[1:][up] = 1.0
-    out[1:][down] = -1.0
+    _crossover_nb(a, b, out)
     return out
+
+
+@njit(cache=True, nogil=True)
+def _crossover_nb(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
+    # One pass instead of four comparisons and two masks: a sweep calls this per combination.
+    for i in range(1, len(a)):
+        if a[i - 1] < b[i - 1] and a[i] > b[i]:
+            out[i] = 1.0
+        elif a[i - 1] > b[i - 1] and a[i] < b[i]:
+            out[i] = -1.0

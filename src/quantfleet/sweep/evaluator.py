@@ -57,7 +57,7 @@ from quantfleet.engine.vectorized import (
 from quantfleet.engine.vectorized.kernels import new_books, new_fill_log, new_order_log
 from quantfleet.sandbox import BacktestSpec
 from quantfleet.sandbox.report import build_report, periods_per_year
-from quantfleet.strategy.indicators import indicator_cache
+from quantfleet.strategy.indicators import IndicatorCache, indicator_cache
 from quantfleet.strategy.loader import (
     LoadedStrategy,
     StrategyError,
@@ -342,7 +342,7 @@ class VectorizedEvaluator(EventEvaluator):
     :data:`VECTOR_KEYS` are scored (:mod:`quantfleet.analytics.headline`,
     equal to a run folder's values). Memory stays at one equity curve per
     process whatever the number of combinations. Look-ahead is checked on the
-    first combination of each chunk.
+    first combination of each window.
     """
 
     def __init__(self, spec: BacktestSpec, store: MarketDataStore) -> None:
@@ -356,6 +356,7 @@ class VectorizedEvaluator(EventEvaluator):
         self._sim = spec_of(spec.engine, zero_first=is_cross_sectional(self.loaded.target))
         self._plans: dict[tuple[int, int], tuple[Feed, SignalsPlan, Market]] = {}
         self._lock = threading.Lock()
+        self._local = threading.local()
 
     def run(
         self, params: Mapping[str, Any], *, start: int | None = None, end: int | None = None, lookback: int = 0
@@ -368,6 +369,23 @@ class VectorizedEvaluator(EventEvaluator):
             self.loaded.target, feed, self.spec.engine, params=values, start=lo - cut, source=self.loaded.path
         )
         return result, feed
+
+    def _cache(self) -> IndicatorCache:
+        """Return this thread's indicator cache: kept across chunks, so each SMA is computed once per window."""
+        cache = getattr(self._local, "cache", None)
+        if cache is None:
+            cache = self._local.cache = IndicatorCache()
+        return cache
+
+    def _first_of(self, plan: SignalsPlan) -> bool:
+        """Return True once per window: its first combination proves the function does not look ahead.
+
+        The proof recomputes the signals on prefixes of the bars, which the indicator cache
+        cannot serve; doing it for every chunk would cost more than the chunk.
+        """
+        with self._lock:
+            first, plan.checked = not plan.checked, True
+            return first
 
     def _plan(self, lo: int, hi: int, cut: int) -> tuple[Feed, SignalsPlan, Market]:
         with self._lock:  # evaluate_chunk runs on several threads at once
@@ -397,10 +415,10 @@ class VectorizedEvaluator(EventEvaluator):
         books = new_books(feed.n_bars - first, len(feed.symbols))
         fills, log = new_fill_log(0), new_order_log(0)
         out: list[Metrics] = []
-        with indicator_cache():
-            for k, combo in enumerate(combos):
+        with indicator_cache(self._cache()):
+            for combo in combos:
                 values = resolve_params(self.loaded.parameters, {**self.spec.params, **combo})
-                orders = plan.orders(values, check=k == 0)
+                orders = plan.orders(values, check=self._first_of(plan))
                 simulate_nb(
                     market.open, market.close, market.volume, market.open_marks, market.close_marks,
                     orders, first, self._sim, books, fills, log,

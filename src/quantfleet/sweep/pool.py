@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -68,12 +69,14 @@ class LocalPool:
         chunk: int = 4,
         evaluator: Evaluator | None = None,
         threads: bool = False,
+        fork: bool = False,
     ) -> None:
         self.factory = factory
         self.workers = max(1, workers if workers is not None else default_workers())
         self.chunk = max(1, chunk)
         self._evaluator = evaluator
         self.threads = threads
+        self.fork = fork and "fork" in multiprocessing.get_all_start_methods()
         self._executor: ProcessPoolExecutor | ThreadPoolExecutor | None = None
 
     @property
@@ -99,9 +102,14 @@ class LocalPool:
 
     def _pool(self) -> ProcessPoolExecutor | ThreadPoolExecutor:
         if self._executor is None and self.threads:
-            # Compiled evaluations release the GIL: threads share this process's data and
-            # compiled code, and start at once, where a spawned process re-imports and re-reads.
             self._executor = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="sweep")
+        if self._executor is None and self.fork:
+            # The workers are forks of this process: they start with its evaluator (data read, code
+            # compiled and loaded) instead of re-importing and re-reading, as a spawned worker must.
+            global _evaluator
+            _evaluator = self.evaluator
+            context = multiprocessing.get_context("fork")
+            self._executor = ProcessPoolExecutor(max_workers=self.workers, mp_context=context)
         if self._executor is None:
             self._executor = ProcessPoolExecutor(
                 max_workers=self.workers,
@@ -138,7 +146,11 @@ class LocalPool:
             if self.threads:
                 pending.add(pool.submit(self._run_here, chunk, start, end, lookback))
             else:
-                pending.add(pool.submit(_run_chunk, chunk, start, end, lookback))
+                with warnings.catch_warnings():
+                    # Python 3.12+ warns that forking a threaded process may deadlock; the forked
+                    # workers only run the evaluator's compiled code and NumPy, no locks of the parent's.
+                    warnings.simplefilter("ignore", DeprecationWarning)
+                    pending.add(pool.submit(_run_chunk, chunk, start, end, lookback))
             if len(pending) >= 2 * self.workers:
                 yield from self._drain(pending, progress)
         while pending:

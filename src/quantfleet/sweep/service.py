@@ -146,13 +146,13 @@ def run_sweep(
     spec = job.backtest
     loaded = load_strategy(spec.strategy, class_name=spec.class_name)
     # The evaluator reads the data once here, so a broken strategy fails before any pool starts.
-    # Compiled evaluations take milliseconds and release the GIL: they run on threads over this process's
-    # data (no start-up), in bigger chunks; event-driven ones hold the GIL, so they run in worker processes.
+    # Compiled evaluations take milliseconds: they run in forks of this process (which already holds the
+    # data and the compiled code, so they start at once), in bigger chunks; event-driven ones in spawned workers.
     evaluator = make_evaluator(spec, store)
     vectorized = spec.simulator == "vectorized"
     factory = EventTarget(spec, StoreRef.of(store))
     with LocalPool(
-        factory, workers=workers, evaluator=evaluator, chunk=16 if vectorized else 4, threads=vectorized
+        factory, workers=workers, evaluator=evaluator, chunk=16 if vectorized else 4, fork=vectorized
     ) as pool:
         if job.walkforward is not None:
             wf = job.walkforward

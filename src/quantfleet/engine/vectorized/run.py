@@ -195,6 +195,7 @@ class SignalsPlan:
         self.signals, self.feed, self.first, self.source = signals, feed, first, source
         self.inputs = _inputs(signals)
         self.cross_sectional = is_cross_sectional(signals)
+        self.checked = False  # whether a caller has proven, once, that the function does not look ahead
         self._columns: list[list[np.ndarray]] = []
         if not self.cross_sectional:
             for j in range(len(feed.symbols)):
