@@ -43,6 +43,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/engine.py
 	$(BIN)/python benchmarks/sweep.py
 	$(BIN)/python benchmarks/jobs.py
+	$(BIN)/python benchmarks/sandbox.py
+	$(BIN)/python benchmarks/api_load.py --seconds 20
 
 clean:
 	rm -rf $(VENV) .quantfleet .pytest_cache .mypy_cache .ruff_cache
