@@ -7,6 +7,7 @@ elsewhere it skips with the command that starts the server.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
@@ -14,6 +15,9 @@ import pytest
 
 from quantfleet.data import MarketDataStore
 from quantfleet.data.ingest.synthetic import synthetic_bars
+from quantfleet.store import Database
+from quantfleet.testing import FrozenClock
+from quantfleet.testing.databases import POSTGRES_HOST, POSTGRES_PORT, POSTGRES_START, postgres_schema
 from quantfleet.testing.servers import in_ci, require_server
 
 IN_CI = in_ci()
@@ -32,3 +36,29 @@ def daily_store(store: MarketDataStore) -> MarketDataStore:
     data = synthetic_bars(["AAA", "BBB", "CCC"], start=date(2020, 1, 1), end=date(2022, 12, 31), actions=False)
     store.ingest_bars([data.bars], frequency="1d", source="test")
     return store
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Return the URL of an empty database: a new SQLite file, or a new PostgreSQL schema (dropped after)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'quantfleet.db'}"
+        return
+    require_server("PostgreSQL", POSTGRES_HOST, POSTGRES_PORT, POSTGRES_START)
+    with postgres_schema() as url:
+        yield url
+
+
+@pytest.fixture
+def db(db_url: str) -> Iterator[Database]:
+    """Return the database at ``db_url``, migrated."""
+    database = Database(db_url)
+    database.upgrade()
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    """Return a clock frozen at 2026-01-05 09:30 UTC."""
+    return FrozenClock()

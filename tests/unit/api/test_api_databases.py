@@ -3,32 +3,17 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from fastapi.testclient import TestClient
 
 from quantfleet.api import create_app
 from quantfleet.core.settings import Settings
 from quantfleet.jobs import JobService
-from quantfleet.testing.databases import POSTGRES_HOST, POSTGRES_PORT, POSTGRES_START, postgres_schema
 from quantfleet.testing.jobs import tiny_market
-from quantfleet.testing.servers import require_server
 from quantfleet.users import UserService
 
 HOLD = b"def run(ctx):\n    pass\n"
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """Return the URL of an empty database: a new SQLite file, or a new PostgreSQL schema."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'api.db'}"
-        return
-    require_server("PostgreSQL", POSTGRES_HOST, POSTGRES_PORT, POSTGRES_START)
-    with postgres_schema() as url:
-        yield url
 
 
 def test_submit_list_show(db_url: str, tmp_path: Path) -> None:
