@@ -25,34 +25,20 @@ from quantfleet.core.settings import Settings
 from quantfleet.dispatch.celery_app import QUEUE, CeleryDispatcher, QuantfleetCelery, configure
 from quantfleet.jobs import Job, JobService, JobSpec, JobState, Limits
 from quantfleet.testing.databases import POSTGRES_HOST, POSTGRES_PORT, POSTGRES_START, postgres_schema
-from quantfleet.testing.jobs import COUNTING_STRATEGY, tiny_market, wait_until, write_strategy
+from quantfleet.testing.jobs import (
+    COUNTING_STRATEGY,
+    FIRST_RUN_SLOW,
+    RUN_FOLDER,
+    alive,
+    tiny_market,
+    wait_until,
+    write_strategy,
+)
 from quantfleet.testing.servers import require_server, server_reachable
 
 pytestmark = pytest.mark.server
 
-RUN_FOLDER = {
-    "equity.parquet", "fills.parquet", "log.txt", "manifest.json", "metrics.json", "orders.parquet",
-    "positions.parquet", "tearsheet.html", "trades.parquet",
-}  # fmt: skip
 
-FIRST_RUN_SLOW = """
-import os
-import time
-
-_done = False
-
-
-def run(ctx, counter: str = "", seconds: float = 60.0):
-    global _done
-    if _done:
-        return
-    _done = True
-    before = open(counter).read().count("\\n") if os.path.exists(counter) else 0
-    with open(counter, "a") as f:
-        f.write(f"{before} {os.getpid()}\\n")
-    if before == 0:
-        time.sleep(seconds)  # only the first execution hangs: the fault hits it
-"""
 
 
 def _free_port() -> int:
@@ -193,13 +179,6 @@ def fleet(tmp_path: Path, redis: Redis, database: str | None) -> Iterator[Fleet]
     f.close()
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
 
 def _queued_messages(fleet: Fleet) -> list[dict[str, Any]]:
     import redis as redis_client
@@ -247,7 +226,7 @@ def test_kill_9_of_a_celery_worker_requeues_the_job_and_another_worker_completes
     first.kill()  # SIGKILL: no ack, no release; only the lease can tell
     first.wait(10)
     orphan = int(started[0][1])
-    wait_until(lambda: not _alive(orphan), timeout=10, what="the orphaned child to end itself")
+    wait_until(lambda: not alive(orphan), timeout=10, what="the orphaned child to end itself")
     fleet.worker()  # its reaper re-queues the job once the lease expires; the service publishes the id again
     done = fleet.wait_ended(job, timeout=90)
     assert done.state is JobState.SUCCEEDED, (done.error, fleet.logs())

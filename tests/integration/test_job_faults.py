@@ -23,31 +23,15 @@ from quantfleet.core.settings import Settings
 from quantfleet.dispatch.pool import worker_from_settings
 from quantfleet.dispatch.worker import Worker
 from quantfleet.jobs import Job, JobService, JobSpec, JobState, Limits
-from quantfleet.testing.jobs import COUNTING_STRATEGY, tiny_market, wait_until, write_strategy
-
-RUN_FOLDER = {
-    "equity.parquet", "fills.parquet", "log.txt", "manifest.json", "metrics.json", "orders.parquet",
-    "positions.parquet", "tearsheet.html", "trades.parquet",
-}  # fmt: skip
-
-FIRST_RUN_SLOW = """
-import os
-import time
-
-_done = False
-
-
-def run(ctx, counter: str = "", seconds: float = 60.0):
-    global _done
-    if _done:
-        return
-    _done = True
-    before = open(counter).read().count("\\n") if os.path.exists(counter) else 0
-    with open(counter, "a") as f:
-        f.write(f"{before} {os.getpid()}\\n")
-    if before == 0:
-        time.sleep(seconds)  # only the first execution hangs: the fault hits it
-"""
+from quantfleet.testing.jobs import (
+    COUNTING_STRATEGY,
+    FIRST_RUN_SLOW,
+    RUN_FOLDER,
+    alive,
+    tiny_market,
+    wait_until,
+    write_strategy,
+)
 
 
 class Home:
@@ -101,13 +85,6 @@ def short_lease(tmp_path: Path) -> Iterator[Home]:
         w.shutdown(grace=0)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
 
 def test_kill_9_of_a_slots_child_reruns_the_job_and_records_one_set_of_artifacts(home: Home) -> None:
     job = home.submit(FIRST_RUN_SLOW)
@@ -141,7 +118,7 @@ def test_kill_9_of_the_whole_worker_requeues_the_job_once_its_lease_expires(shor
         if proc.poll() is None:
             proc.kill()
     orphan = int(first[0][1])
-    wait_until(lambda: not _alive(orphan), timeout=10, what="the orphaned child to kill itself")
+    wait_until(lambda: not alive(orphan), timeout=10, what="the orphaned child to kill itself")
     wait_until(
         lambda: home.service.reap() or home.service.get(job.id).state is JobState.QUEUED,
         timeout=15,

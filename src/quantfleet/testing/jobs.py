@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
 import threading
 import time
@@ -14,9 +15,56 @@ from quantfleet.core.settings import Settings
 from quantfleet.data import MarketDataStore
 from quantfleet.data.ingest.synthetic import synthetic_bars
 
-__all__ = ["COUNTING_STRATEGY", "tiny_market", "wait_until", "write_strategy"]
+__all__ = [
+    "COUNTING_STRATEGY",
+    "FIRST_RUN_SLOW",
+    "RUN_FOLDER",
+    "alive",
+    "tiny_market",
+    "wait_until",
+    "write_strategy",
+]
 
 T = TypeVar("T")
+
+RUN_FOLDER = frozenset(
+    {
+        "equity.parquet", "fills.parquet", "log.txt", "manifest.json", "metrics.json", "orders.parquet",
+        "positions.parquet", "tearsheet.html", "trades.parquet",
+    }
+)  # fmt: skip
+"""The artifacts of a backtest job: its whole run folder."""
+
+FIRST_RUN_SLOW = """
+import os
+import time
+
+_done = False
+
+
+def run(ctx, counter: str = "", seconds: float = 60.0):
+    global _done
+    if _done:
+        return
+    _done = True
+    before = open(counter).read().count("\\n") if os.path.exists(counter) else 0
+    with open(counter, "a") as f:
+        f.write(f"{before} {os.getpid()}\\n")
+    if before == 0:
+        time.sleep(seconds)  # only the first execution hangs: the fault hits it
+"""
+"""A strategy whose first execution hangs (so a fault can hit it) and whose later ones finish; each appends
+``<executions before> <pid>`` to ``counter``."""
+
+
+def alive(pid: int) -> bool:
+    """Return whether process ``pid`` exists."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
 
 COUNTING_STRATEGY = """
 import os

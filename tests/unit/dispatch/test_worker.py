@@ -14,16 +14,12 @@ import pytest
 
 from quantfleet.dispatch.worker import Worker
 from quantfleet.jobs import Job, JobKind, JobService, JobState, Limits
-from quantfleet.testing.jobs import wait_until, write_strategy
+from quantfleet.testing.jobs import RUN_FOLDER, wait_until, write_strategy
 
 Submit = Callable[..., Job]
 
 
 
-RUN_FOLDER = {
-    "equity.parquet", "fills.parquet", "log.txt", "manifest.json", "metrics.json", "orders.parquet",
-    "positions.parquet", "tearsheet.html", "trades.parquet",
-}  # fmt: skip
 
 
 def test_a_backtest_job_succeeds_with_its_run_folder_as_artifacts_and_its_output_as_log(
