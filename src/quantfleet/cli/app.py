@@ -22,6 +22,7 @@ from quantfleet.cli import users as users_cli
 from quantfleet.cli.api import api as api_cmd
 from quantfleet.cli.backtest import backtest, run_and_report
 from quantfleet.cli.common import state
+from quantfleet.cli.web import web as web_cmd
 from quantfleet.core.errors import ConfigError, InfrastructureError, QuantfleetError, UserError
 from quantfleet.core.settings import load_settings
 from quantfleet.core.types import Adjustment
@@ -47,6 +48,7 @@ app.add_typer(jobs_cli.app, name="jobs")
 app.command("worker")(jobs_cli.worker)
 app.command("up")(jobs_cli.up)
 app.command("api")(api_cmd)
+app.command("web")(web_cmd)
 app.add_typer(users_cli.users_app, name="users")
 app.add_typer(users_cli.token_app, name="token")
 err = Console(stderr=True)
