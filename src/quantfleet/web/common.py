@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import dash
 import httpx
 from dash import dcc, html
 from dash.dash_table.DataTable import DataTable
@@ -14,7 +15,7 @@ from dash.dash_table.DataTable import DataTable
 from quantfleet.web.format import STATE_COLOURS
 from quantfleet.web.gateway import Gateway, gateway
 
-__all__ = ["TOKEN", "URL", "Api", "alert", "card", "graph", "state_badge", "table"]
+__all__ = ["TOKEN", "URL", "Api", "alert", "card", "clicked", "graph", "state_badge", "table"]
 
 TOKEN = "qf-token"
 """The dcc.Store holding the signed-in token (storage_type='session': this browser tab only, never the URL)."""
@@ -67,3 +68,8 @@ def graph(figure: Any, *, id: str, height: int | None = None) -> dcc.Graph:
 def table(**props: Any) -> DataTable:
     """Return a DataTable (its generated signature types rows too narrowly for plain dict records)."""
     return DataTable(**props)
+
+
+def clicked() -> bool:
+    """Return whether the running callback was triggered by a real click (a positive n_clicks)."""
+    return any(bool(t.get("value")) for t in dash.ctx.triggered or [])

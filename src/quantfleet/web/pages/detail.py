@@ -15,7 +15,7 @@ from dash import ALL, Input, Output, State, dcc, html
 
 from quantfleet.client import JobInfo
 from quantfleet.web import charts
-from quantfleet.web.common import TOKEN, URL, Api, alert, card, graph, state_badge, table
+from quantfleet.web.common import TOKEN, URL, Api, alert, card, clicked, graph, state_badge, table
 from quantfleet.web.format import duration, metrics_rows, params_text
 from quantfleet.web.gateway import Gateway, describe
 from quantfleet.web.pages import sweep
@@ -284,6 +284,8 @@ def register(app: dash.Dash, api: Api) -> None:
         prevent_initial_call=True,
     )
     def _act(cancel: int, rerun: int, job_id: str, token: str | None) -> tuple[Any, Any, Any]:
+        if not clicked():  # a button rendered with the page fires once with no click: act on clicks only
+            return dash.no_update, dash.no_update, dash.no_update
         try:
             with api.open(token) as gw:
                 if dash.ctx.triggered_id == "detail-cancel":
@@ -332,6 +334,8 @@ def register(app: dash.Dash, api: Api) -> None:
         prevent_initial_call=True,
     )
     def _report(clicks: int, job_id: str, token: str | None) -> Any:
+        if not clicks:
+            return dash.no_update
         try:
             with api.open(token) as gw:
                 job = gw.job(job_id)

@@ -15,7 +15,7 @@ from typing import Any
 import dash
 from dash import Input, Output, State, dcc, html
 
-from quantfleet.web.common import TOKEN, URL, Api, alert, table
+from quantfleet.web.common import TOKEN, URL, Api, alert, clicked, table
 from quantfleet.web.format import KEY_METRICS, STATE_COLOURS, job_row, state_style_rules
 from quantfleet.web.gateway import Gateway, describe
 
@@ -253,6 +253,8 @@ def register(app: dash.Dash, api: Api) -> None:
         prevent_initial_call=True,
     )
     def _act(cancel: int, rerun: int, rows: Any, selected: Any, n: int, token: str | None) -> tuple[Any, int]:
+        if not clicked():  # a button rendered with the page fires once with no click: act on clicks only
+            return dash.no_update, n
         ids = [rows[i]["id"] for i in (selected or []) if rows and i < len(rows)]
         if not ids:
             return alert("Select jobs in the table first (the boxes on the left).", kind="info"), n
@@ -273,6 +275,8 @@ def register(app: dash.Dash, api: Api) -> None:
         prevent_initial_call=True,
     )
     def _compare(clicks: int, rows: Any, selected: Any) -> tuple[Any, Any]:
+        if not clicks:
+            return dash.no_update, dash.no_update
         ids = [rows[i]["id"] for i in (selected or []) if rows and i < len(rows)]
         if len(ids) < 2:
             return dash.no_update, alert("Select two or more finished jobs to compare.", kind="info")

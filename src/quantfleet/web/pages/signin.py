@@ -69,6 +69,8 @@ def register(app: dash.Dash, api: Api) -> None:
         prevent_initial_call=True,
     )
     def _signin(clicks: int, submitted: int, token: str | None, path: str | None) -> tuple[Any, Any, Any]:
+        if not (clicks or submitted):
+            return dash.no_update, dash.no_update, dash.no_update
         problem = check_token(api, token)
         if problem is not None:
             return dash.no_update, dash.no_update, alert(problem)

@@ -326,6 +326,8 @@ def register(app: dash.Dash, api: Api) -> None:
         metric: Any,
         token: str | None,
     ) -> tuple[Any, Any]:
+        if not clicks:
+            return dash.no_update, dash.no_update
         if not file:
             return alert("Upload a strategy file (or pick a previous job's) first."), dash.no_update
         declared = [Declared(n, t, d) for n, t, d in file["declared"]]

@@ -1,0 +1,216 @@
+"""The dashboard end to end in headless Chromium: a real API, worker and dashboard on loopback, started here.
+
+Sign in, submit the example strategy through the form, watch it go from
+queued to succeeded, see its equity chart drawn, compare two runs, cancel a
+running job, and no console error on the way. Screenshots go to the
+browser tests' artifacts folder.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, expect
+
+from quantfleet.client import Client
+from quantfleet.core.settings import Settings
+from quantfleet.jobs import JobService
+from quantfleet.testing.jobs import tiny_market, wait_until
+from quantfleet.users import UserService
+
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO / ".quantfleet" / "test-artifacts"
+EXAMPLE = REPO / "examples" / "sma_crossover.py"
+SLOW = "import time\n\n\ndef run(ctx, seconds: float = 120.0):\n    time.sleep(seconds)\n"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Stack:
+    api: str
+    web: str
+    token: str
+    home: Path
+
+
+def _wait_http(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
+    def up() -> bool:
+        if proc.poll() is not None:
+            raise AssertionError(f"{proc.args} exited: {log.read_text()[-2000:]}")
+        try:
+            return httpx.get(url, timeout=1.0).status_code < 500
+        except httpx.HTTPError:
+            return False
+
+    wait_until(up, timeout=60, what=f"{url} to answer")
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """Start ``quantfleet api``, ``quantfleet worker`` and ``quantfleet web`` on a fresh home; stop them after."""
+    home = tmp_path_factory.mktemp("dashboard") / "home"
+    settings = Settings(home=home)
+    tiny_market(settings)
+    users = UserService(JobService.from_settings(settings).db)
+    users.add_user("alice")
+    token = users.create_token("alice", label="browser")[0]
+    api_port, web_port = _free_port(), _free_port()
+    env = {**os.environ, "QUANTFLEET_HOME": str(home), "QUANTFLEET_WORKER_LAUNCHER": "forkserver"}
+    cli = [sys.executable, "-m", "quantfleet.cli.app"]
+    commands = {
+        "api": [*cli, "api", "--port", str(api_port), "--log-level", "warning"],
+        "worker": [*cli, "worker", "--slots", "2", "--grace", "1"],
+        "web": [*cli, "web", "--port", str(web_port), "--api-url", f"http://127.0.0.1:{api_port}"],
+    }
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        for name, argv in commands.items():
+            with (home.parent / f"{name}.log").open("wb") as log:  # the child keeps its own copy of the handle
+                procs.append(subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT))
+        _wait_http(f"http://127.0.0.1:{api_port}/healthz", procs[0], home.parent / "api.log")
+        _wait_http(f"http://127.0.0.1:{web_port}/", procs[2], home.parent / "web.log")
+        yield Stack(f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{web_port}", token, home)
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+@dataclass
+class Session:
+    page: Page
+    errors: list[str]
+
+    def screenshot(self, name: str) -> Path:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        path = ARTIFACTS / name
+        self.page.screenshot(path=str(path), full_page=True)
+        print(f"screenshot: {path}")
+        return path
+
+
+@pytest.fixture
+def session(browser: Browser, stack: Stack) -> Iterator[Session]:
+    """Return a signed-in page on the dashboard, recording console errors."""
+    context = browser.new_context(viewport={"width": 1440, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
+    page.goto(stack.web + "/")
+    page.locator("#signin-token").fill(stack.token)
+    page.locator("#signin-submit").click()
+    expect(page.locator("#qf-queue-depth")).to_be_visible()
+    assert stack.token not in page.url
+    yield Session(page, errors)
+    context.close()
+
+
+def _submit(stack: Stack, source: Path, **params: object) -> str:
+    with Client(stack.api, stack.token) as qf:
+        return qf.submit_backtest(source, symbols=["AAA", "BBB"], params=params).id
+
+
+def _finished(stack: Stack, job_id: str) -> None:
+    with Client(stack.api, stack.token) as qf:
+        job = qf.wait(job_id, poll=0.2, timeout=90)
+    assert job.state == "succeeded", job.error
+
+
+def pick(page: Page, dropdown: str, *values: str) -> None:
+    """Choose ``values`` in a Dash dropdown by typing into its search box and clicking each match."""
+    page.locator(dropdown).click()
+    for value in values:
+        page.locator(".dash-dropdown-search").fill(value)
+        page.locator(f".dash-dropdown-option:has(input[value='{value}'])").click()
+    page.keyboard.press("Escape")
+
+
+def test_a_wrong_token_is_refused_with_a_message(browser: Browser, stack: Stack) -> None:
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(stack.web + "/")
+    page.locator("#signin-token").fill("qf_not-a-token")
+    page.locator("#signin-submit").click()
+    expect(page.locator("#signin-message")).to_contain_text("sign in again")
+    expect(page.locator("#qf-queue-depth")).to_have_count(0)
+    context.close()
+
+
+def test_submit_the_example_and_watch_it_succeed(session: Session, stack: Stack) -> None:
+    page = session.page
+    page.locator("#qf-nav-submit").click()
+    page.locator("#submit-upload input[type=file]").set_input_files(str(EXAMPLE))
+    expect(page.locator("#submit-params-table")).to_contain_text("fast")
+    pick(page, "#submit-symbols", "AAA", "BBB")
+    page.locator("#submit-params-table input").first.fill("5")
+    page.locator("#submit-button").click()
+    expect(page.locator("#detail-title")).to_be_visible()
+    title = page.locator("#detail-title")
+    expect(title).to_contain_text("succeeded", timeout=90_000)
+    expect(page.locator("#detail-equity .main-svg").first).to_be_visible()
+    traces = page.evaluate("document.querySelector('#detail-equity .js-plotly-plot').data.length")
+    assert traces == 1
+    expect(page.locator("#detail-source")).to_contain_text("class SmaCross")
+    expect(page.locator("#detail-metrics")).to_contain_text("Sharpe ratio")
+    session.screenshot("dashboard-detail.png")
+    page.locator("#qf-nav-jobs").click()
+    expect(page.locator("#jobs-table")).to_contain_text("sma_crossover.py")
+    expect(page.locator("#jobs-table")).to_contain_text("succeeded")
+    session.screenshot("dashboard-jobs.png")
+    assert session.errors == []
+
+
+def test_compare_two_runs(session: Session, stack: Stack) -> None:
+    first, second = _submit(stack, EXAMPLE, fast=5), _submit(stack, EXAMPLE, fast=8)
+    _finished(stack, first)
+    _finished(stack, second)
+    page = session.page
+    page.goto(f"{stack.web}/compare?ids={first},{second}")
+    expect(page.locator("#compare-equity .main-svg").first).to_be_visible()
+    assert page.evaluate("document.querySelector('#compare-equity .js-plotly-plot').data.length") == 2
+    expect(page.locator("#compare-metrics")).to_contain_text("Total return")
+    session.screenshot("dashboard-compare.png")
+    assert session.errors == []
+
+
+def test_cancel_a_running_job(session: Session, stack: Stack, tmp_path: Path) -> None:
+    slow = tmp_path / "slow.py"
+    slow.write_text(SLOW)
+    job_id = _submit(stack, slow)
+    page = session.page
+    page.goto(f"{stack.web}/jobs/{job_id}")
+    expect(page.locator("#detail-title")).to_contain_text("running", timeout=60_000)
+    page.locator("#detail-cancel").click()
+    expect(page.locator("#detail-title")).to_contain_text("cancelled", timeout=30_000)
+    session.screenshot("dashboard-cancelled.png")
+    assert session.errors == []
+
+
+def test_the_data_page_shows_the_catalog_and_a_price_chart(session: Session, stack: Stack) -> None:
+    page = session.page
+    page.locator("#qf-nav-data").click()
+    expect(page.locator("#data-symbol-table")).to_contain_text("AAA")
+    pick(page, "#data-symbol", "AAA|1d")
+    expect(page.locator("#data-price-chart .main-svg").first).to_be_visible()
+    session.screenshot("dashboard-data.png")
+    assert session.errors == []
