@@ -58,10 +58,14 @@ def state_badge(state: str) -> html.Span:
 
 
 def graph(figure: Any, *, id: str, height: int | None = None) -> dcc.Graph:
-    """Return a responsive graph (no Plotly logo link, which would reach the internet)."""
-    style = {"height": f"{height}px"} if height else {}
+    """Return a graph as tall as its figure says and as wide as its panel (no Plotly logo link to the internet)."""
+    tall = height or getattr(getattr(figure, "layout", None), "height", None) or 420
     return dcc.Graph(
-        id=id, figure=figure, config={"displaylogo": False, "responsive": True}, style=style, className="qf-graph"
+        id=id,
+        figure=figure,
+        config={"displaylogo": False, "responsive": True},
+        style={"height": f"{int(tall)}px"},
+        className="qf-graph",
     )
 
 

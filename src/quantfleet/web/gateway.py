@@ -140,7 +140,8 @@ class Gateway:
             "state": list(state) or None,
         }
         body = self._get("/v1/jobs", **params).json()
-        return JobPage([JobInfo.from_json(j) for j in body["items"]], body.get("next_cursor"))
+        rows = [JobInfo.from_json({**j, "spec": {"params": j.get("params") or {}}}) for j in body["items"]]
+        return JobPage(rows, body.get("next_cursor"))
 
     def job(self, job_id: str) -> JobInfo:
         """Return a job with its spec, attempts and children."""

@@ -8,17 +8,17 @@ client from merging three lists, scraping ``/metrics`` or downloading code.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from quantfleet.api.deps import CurrentUser, Jobs, Principal
 from quantfleet.api.errors import Forbidden
-from quantfleet.api.schemas import JobListPublic, JobPublic
+from quantfleet.api.schemas import JobPublic
 from quantfleet.jobs import Job, JobNotFound, JobService, JobState, parse_job_id
 
-__all__ = ["FleetPublic", "SourcePublic", "WorkerPublic", "router"]
+__all__ = ["FleetPublic", "JobRowPublic", "JobRowsPublic", "SourcePublic", "WorkerPublic", "router"]
 
 router = APIRouter(prefix="/v1", tags=["fleet"])
 _SCAN_ROUNDS = 20  # pages read per request before answering with what was found and a cursor
@@ -38,6 +38,19 @@ class FleetPublic(BaseModel):
     queue_depth: int
     states: dict[str, int]
     workers: list[WorkerPublic]
+
+
+class JobRowPublic(JobPublic):
+    """A job as the all-kinds list shows it: with its parameters."""
+
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class JobRowsPublic(BaseModel):
+    """One page of jobs of every kind, newest first; pass ``next_cursor`` as ``cursor`` for the next (null: no more)."""
+
+    items: list[JobRowPublic]
+    next_cursor: str | None
 
 
 class SourcePublic(BaseModel):
@@ -82,7 +95,7 @@ def fleet(service: Jobs, user: CurrentUser) -> FleetPublic:
     )
 
 
-@router.get("/jobs", response_model=JobListPublic, summary="List jobs of every kind, newest first")
+@router.get("/jobs", response_model=JobRowsPublic, summary="List jobs of every kind, newest first")
 def list_all(
     service: Jobs,
     user: CurrentUser,
@@ -95,7 +108,7 @@ def list_all(
     include_children: Annotated[bool, Query(description="Include sweeps' child jobs.")] = False,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=40, description="A previous page's next_cursor.")] = None,
-) -> JobListPublic:
+) -> JobRowsPublic:
     if owner is not None and owner != user.name and not user.admin:
         raise Forbidden("only admins may list other users' jobs; leave out 'owner'")
     who = owner if user.admin else user.name
@@ -112,7 +125,8 @@ def list_all(
         )
         if next_cursor is None or len(items) >= limit:
             break
-    return JobListPublic(items=[JobPublic.of(j) for j in items], next_cursor=next_cursor)
+    rows = [JobRowPublic(**JobPublic.of(j).model_dump(), params=dict(j.spec.params)) for j in items]
+    return JobRowsPublic(items=rows, next_cursor=next_cursor)
 
 
 def _owned(service: JobService, job_id: str, user: Principal) -> Job:
