@@ -29,6 +29,7 @@ from quantfleet.users import UserService
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / ".quantfleet" / "test-artifacts"
 EXAMPLE = REPO / "examples" / "sma_crossover.py"
+expect.set_options(timeout=30_000)  # the first chart waits for plotly.js to load, slow on a busy machine
 SLOW = "import time\n\n\ndef run(ctx, seconds: float = 120.0):\n    time.sleep(seconds)\n"
 
 
