@@ -215,3 +215,23 @@ def test_the_data_page_shows_the_catalog_and_a_price_chart(session: Session, sta
     expect(page.locator("#data-price-chart .main-svg").first).to_be_visible()
     session.screenshot("dashboard-data.png")
     assert session.errors == []
+
+
+def test_a_failed_job_shows_its_error_and_traceback_first(session: Session, stack: Stack, tmp_path: Path) -> None:
+    broken = tmp_path / "broken.py"
+    broken.write_text("def run(ctx):\n    raise ValueError('the signal is missing')\n")
+    job_id = _submit(stack, broken)
+    with Client(stack.api, stack.token) as qf:
+        assert qf.wait(job_id, poll=0.2, timeout=90).state == "failed"
+    page = session.page
+    page.goto(f"{stack.web}/jobs/{job_id}")
+    expect(page.locator("#detail-error-summary")).to_contain_text("the signal is missing")
+    expect(page.locator("#detail-traceback")).to_contain_text("broken.py")
+    expect(page.locator("#detail-cancel")).to_be_disabled()
+    failure_top = page.locator("#detail-failure").bounding_box()
+    log_top = page.locator("#detail-log-card").bounding_box()
+    assert failure_top is not None
+    assert log_top is not None
+    assert failure_top["y"] < log_top["y"]
+    session.screenshot("dashboard-failed.png")
+    assert session.errors == []

@@ -235,6 +235,7 @@ def register(app: dash.Dash, api: Api) -> None:
         Output("detail-seen", "data"),
         Output("detail-interval", "disabled"),
         Output("detail-log", "children"),
+        Output("detail-cancel", "disabled"),
         Output("detail-message", "children", allow_duplicate=True),
         Input("detail-interval", "n_intervals"),
         State("detail-job", "data"),
@@ -248,7 +249,7 @@ def register(app: dash.Dash, api: Api) -> None:
                 job = gw.job(job_id)
                 log = gw.log(job_id) if job.state == "running" or job.state != seen else dash.no_update
         except Exception as exc:
-            return (dash.no_update,) * 5 + (alert(describe(exc)),)
+            return (*(dash.no_update,) * 6, alert(describe(exc)))
         changed = job.state != seen
         return (
             header(job, now=datetime.now(UTC)),
@@ -256,6 +257,7 @@ def register(app: dash.Dash, api: Api) -> None:
             job.state if changed else dash.no_update,
             job.terminal,
             log or "(no output yet)",
+            job.terminal,
             None,
         )
 
