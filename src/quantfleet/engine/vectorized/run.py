@@ -227,11 +227,24 @@ class SignalsPlan:
             orders[: self.first] = np.nan
             return orders
 
+        return position_orders_nb(self.positions(params, check=check), feed.fields["close"], self.first, 1.0 / m)
+
+    def positions(self, params: Mapping[str, Any], *, check: bool = False, out: np.ndarray | None = None) -> np.ndarray:
+        """Return the (n, m) positions of a per-symbol ``signals`` for ``params`` (written into ``out`` if given).
+
+        The orders are these positions through
+        :func:`~quantfleet.engine.vectorized.kernels.position_orders_nb` with weight ``1 / m``.
+        """
+        if self.cross_sectional:
+            raise TypeError("a cross-sectional signals() returns weights, not positions: call orders()")
+        feed, params = self.feed, dict(params)
+        n, m = feed.n_bars, len(feed.symbols)
+
         def compute(*arrays: np.ndarray) -> np.ndarray:
             fields = dict(zip(self.inputs, arrays, strict=True))
             return as_positions(_call(self.signals, fields, params, self.source))
 
-        positions = np.empty((n, m))
+        positions = np.empty((n, m)) if out is None else out
         for j, symbol in enumerate(feed.symbols):
             columns = self._columns[j]
             name = f"signals({symbol})"
@@ -239,7 +252,7 @@ class SignalsPlan:
             if check:
                 _check_causal(compute, columns, (), values, name, SimContext._evaluate)
             positions[:, j] = values
-        return position_orders_nb(positions, feed.fields["close"], self.first, 1.0 / m)
+        return positions
 
 
 _SHORT_PROBE = 2048
