@@ -445,9 +445,8 @@ class VectorizedEvaluator(EventEvaluator):
                         plan.orders(values, check=check), first, self._sim, b.books, b.fills, b.log, ppy, b.scores,
                     )  # fmt: skip
                 elif single is not None:
-                    plan.positions(values, check=check, out=b.positions)
                     score_one_nb(
-                        b.positions.reshape(-1), weight, single.open, single.close, single.volume,
+                        plan.column(values, 0, check=check), weight, single.open, single.close, single.volume,
                         single.open_marks, single.close_marks, first, self._sim, ppy, b.rets, b.scores,
                     )  # fmt: skip
                 else:

@@ -194,7 +194,6 @@ def score_one_nb(
     tests check it against :func:`score_positions_nb` over random books and settings.
     """
     n = len(close)
-    fractional, allow_short, at_close = spec.fractional, spec.allow_short, spec.fill_at_close
     cash = spec.cash
     qty = 0.0
     last = 0.0  # the position last ordered
@@ -222,48 +221,10 @@ def score_one_nb(
             last = want_pos
             t = want_pos * weight
         if active or t == t:
-            for phase in range(3):  # 0: match at the open; 1: the strategy's order; 2: match at the close
-                if phase == 1:
-                    if t == t:  # a new target order replaces the open one
-                        active = True
-                        o_target = t
-                        o_qty = 0.0
-                        o_filled = 0.0
-                    continue
-                if not active or (phase == 2 and not at_close):
-                    continue
-                price = open_[i] if phase == 0 else close[i]
-                mark = open_marks[i] if phase == 0 else close_marks[i]
-                if price != price:  # no bar now: the order waits
-                    continue
-                held = qty
-                equity = cash
-                if held != 0.0:
-                    equity = cash + (0.0 + held * mark) + held * (price - mark)
-                want = o_target * equity / price
-                if not fractional:
-                    want = np.trunc(want + (_EPS if want > 0 else -_EPS))
-                if not allow_short:
-                    want = max(want, 0.0)
-                need = want - held
-                filled = o_filled
-                if abs(need) < _EPS or need * filled < 0:  # at (or past) the target: done
-                    active = False
-                    continue
-                o_qty = filled + need
-                q = o_qty - filled
-                fill_price = price if spec.slippage_kind == 0 else _slipped_nb(spec, price, q, volume[i])
-                q = _afford_one_nb(spec, q, cash, held, price, fill_price, mark)
-                if q != 0:
-                    commission = _commission_nb(spec, q, fill_price)
-                    new = held + q
-                    if abs(new) < 1e-12:
-                        new = 0.0
-                    qty = new
-                    cash -= q * fill_price + commission
-                    o_filled = filled + q
-                    if abs(o_qty - o_filled) < _EPS:
-                        active = False
+            cash, qty, active, o_target, o_qty, o_filled = _bar_one_nb(
+                spec, t, cash, qty, active, o_target, o_qty, o_filled,
+                open_[i], close[i], open_marks[i], close_marks[i], volume[i],
+            )  # fmt: skip
         # The books of bar i: trades, exposure, equity and its return.
         if qty != 0.0:
             held_bars += 1
@@ -294,6 +255,72 @@ def score_one_nb(
     out[_N_HEADLINE] = trips
     out[_N_HEADLINE + 1] = held_bars / m_bars if m_bars else np.nan
     _headline_finish_nb(out, m_bars, prev, count, total, positive, wealth, mdd, rets, periods_per_year)
+
+
+@njit(cache=True, nogil=True)
+def _bar_one_nb(
+    spec: SimSpec,
+    t: float,
+    cash: float,
+    qty: float,
+    active: bool,
+    o_target: float,
+    o_qty: float,
+    o_filled: float,
+    open_price: float,
+    close_price: float,
+    open_mark: float,
+    close_mark: float,
+    volume: float,
+) -> tuple[float, float, bool, float, float, float]:
+    """One busy bar of a one-symbol book (an open order, or a new one): simulate_nb's three phases.
+
+    Kept out of :func:`score_one_nb`'s loop (scalars in, scalars out), so the quiet bars' path stays small.
+    """
+    fractional, allow_short, at_close = spec.fractional, spec.allow_short, spec.fill_at_close
+    for phase in range(3):  # 0: match at the open; 1: the strategy's order; 2: match at the close
+        if phase == 1:
+            if t == t:  # a new target order replaces the open one
+                active = True
+                o_target = t
+                o_qty = 0.0
+                o_filled = 0.0
+            continue
+        if not active or (phase == 2 and not at_close):
+            continue
+        price = open_price if phase == 0 else close_price
+        mark = open_mark if phase == 0 else close_mark
+        if price != price:  # no bar now: the order waits
+            continue
+        held = qty
+        equity = cash
+        if held != 0.0:
+            equity = cash + (0.0 + held * mark) + held * (price - mark)
+        want = o_target * equity / price
+        if not fractional:
+            want = np.trunc(want + (_EPS if want > 0 else -_EPS))
+        if not allow_short:
+            want = max(want, 0.0)
+        need = want - held
+        filled = o_filled
+        if abs(need) < _EPS or need * filled < 0:  # at (or past) the target: done
+            active = False
+            continue
+        o_qty = filled + need
+        q = o_qty - filled
+        fill_price = price if spec.slippage_kind == 0 else _slipped_nb(spec, price, q, volume)
+        q = _afford_one_nb(spec, q, cash, held, price, fill_price, mark)
+        if q != 0:
+            commission = _commission_nb(spec, q, fill_price)
+            new = held + q
+            if abs(new) < 1e-12:
+                new = 0.0
+            qty = new
+            cash -= q * fill_price + commission
+            o_filled = filled + q
+            if abs(o_qty - o_filled) < _EPS:
+                active = False
+    return cash, qty, active, o_target, o_qty, o_filled
 
 
 @njit(cache=True)
