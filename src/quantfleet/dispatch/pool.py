@@ -8,8 +8,9 @@ from collections.abc import Callable
 
 from quantfleet.core.settings import Settings
 from quantfleet.data.storage import is_remote
-from quantfleet.dispatch.launcher import LAUNCHERS, child_environment, default_launcher
+from quantfleet.dispatch.launcher import LAUNCHERS, child_environment
 from quantfleet.dispatch.task import DataRef
+from quantfleet.dispatch.trusted import launcher_from_settings
 from quantfleet.dispatch.worker import Worker, WorkerConfig, default_worker_name
 from quantfleet.jobs import JobId, JobService
 
@@ -39,7 +40,7 @@ def worker_from_settings(
     jobs = service or JobService.from_settings(settings, notify=notify)
     data = DataRef.from_settings(settings)
     env = child_environment(os.environ, remote_data=is_remote(data.url))
-    child_launcher = default_launcher(env, kind=launcher or settings.worker_launcher)
+    child_launcher = launcher_from_settings(settings, env, service=jobs, kind=launcher)
     start = getattr(child_launcher, "start", None)
     if start is not None:
         start()  # the fork server starts now, with the scrubbed environment, before any slot thread

@@ -50,12 +50,17 @@ _DATA_INSIDE = Path("/run/quantfleet/data")
 
 
 def sandbox_limits(limits: Limits, defaults: SandboxLimits = DEFAULT_SANDBOX_LIMITS) -> SandboxLimits:
-    """Return the sandbox's limits for a child's: memory, file size and CPU time from the job, the rest defaults."""
+    """Return the sandbox's limits for a job's: every one from the job, ``/tmp`` and ``/dev/shm`` from ``defaults``."""
     return replace(
         defaults,
         wall_seconds=limits.wall_seconds,
+        cpus=limits.cpus,
         memory_bytes=limits.memory_bytes or defaults.memory_bytes,
-        file_size_bytes=min(limits.file_size_bytes or defaults.file_size_bytes, defaults.file_size_bytes),
+        pids=limits.processes,
+        open_files=limits.open_files or defaults.open_files,
+        file_size_bytes=limits.file_size_bytes or defaults.file_size_bytes,
+        work_bytes=limits.work_bytes,
+        work_inodes=limits.work_files,
         cpu_seconds=None if limits.cpu_seconds is None else limits.cpu_seconds + CPU_STARTUP_ALLOWANCE_S,
     )
 
@@ -154,6 +159,13 @@ class BubblewrapLauncher:
         (work / TASK_FILE).write_text(json.dumps(body, indent=2, sort_keys=True))
         return [Bind(source, target)]
 
+    @staticmethod
+    def _memory_by_cgroup(work: Path) -> None:
+        """Tell the child not to limit its data segment: the cgroup limits memory (a data limit breaks threads)."""
+        body = json.loads((work / TASK_FILE).read_text())
+        body["limits"] = {**body["limits"], "memory_rlimit": False}
+        (work / TASK_FILE).write_text(json.dumps(body, indent=2, sort_keys=True))
+
     def launch(self, work: Path) -> SandboxedChild:
         """Start the child on ``work`` in the sandbox."""
         self._collect()
@@ -161,6 +173,7 @@ class BubblewrapLauncher:
         task = Task.read(work)
         limits = sandbox_limits(task.limits, self.limits)
         binds = self._data_binds(work)
+        self._memory_by_cgroup(work)
         slot = sandbox.acquire_slot()
         try:
             sandbox.mount_work(work, limits=limits, slot=slot)
@@ -182,8 +195,10 @@ class BubblewrapLauncher:
     def release(self, work: Path) -> None:
         """Remove ``work``'s tmpfs now (the worker read the results); else done once the folder is emptied."""
         with self._lock:
-            self._mounted.pop(work, None)
-        self.sandbox.unmount_work(work)
+            mounted = self._mounted.pop(work, None) is not None
+            sandbox = self._sandbox
+        if mounted and sandbox is not None:
+            sandbox.unmount_work(work)
 
     def _collect(self) -> None:
         """Unmount the work tmpfs of every closed child whose folder the worker emptied (its cleanup)."""

@@ -16,10 +16,11 @@ import re
 import uuid
 from datetime import date
 from enum import StrEnum
-from typing import Any, NewType
+from typing import Any, Literal, NewType
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from quantfleet.core.settings import LimitMaxima
 from quantfleet.core.types import Frequency
 
 __all__ = ["CodeRef", "JobId", "JobKind", "JobSpec", "Limits", "new_job_id", "parse_job_id"]
@@ -75,13 +76,45 @@ class CodeRef(BaseModel):
 
 
 class Limits(BaseModel):
-    """Resource limits of one attempt."""
+    """Resource limits of one attempt, each within the installation's maxima (:meth:`check_within`).
+
+    The defaults are the sandbox's (see the README's sandbox section). The
+    network is never reachable: ``network`` takes only ``"none"``.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    wall_time_s: float = Field(default=3600.0, gt=0, description="Wall-clock limit per attempt, seconds.")
+    wall_time_s: float = Field(default=1800.0, gt=0, description="Wall-clock limit per attempt, seconds.")
     cpu_time_s: float | None = Field(default=None, gt=0, description="CPU-time limit, seconds; None: none.")
-    memory_mb: int = Field(default=4096, gt=0, description="Memory limit of the sandboxed child, MiB.")
+    cpus: float = Field(default=1.0, gt=0, le=256, description="CPU quota, in cores (the cgroup's CPU share).")
+    memory_mb: int = Field(default=2048, gt=0, description="Memory limit (swap included), MiB.")
+    processes: int = Field(default=256, ge=8, description="Processes and threads the job may have at once.")
+    open_files: int = Field(default=256, ge=16, description="Open files per process.")
+    file_size_mb: int = Field(default=1024, gt=0, description="Largest file the job may write, MiB.")
+    work_mb: int = Field(default=2048, gt=0, description="Size of the job's /work, MiB.")
+    work_files: int = Field(default=10_000, ge=100, description="Files and folders in the job's /work.")
+    log_mb: float = Field(default=10.0, gt=0, description="stdout and stderr together, MiB: past it the job fails.")
+    artifact_files: int = Field(default=100, gt=0, description="Result files the job may leave in out/.")
+    artifact_mb: int = Field(default=1024, gt=0, description="Total size of the result files, MiB.")
+    network: Literal["none"] = Field(default="none", description="Network access: none (the only choice).")
+
+    def check_within(self, maxima: LimitMaxima) -> None:
+        """Raise :class:`LimitAboveMaximum` naming the first limit above the installation's maximum."""
+        from quantfleet.jobs.errors import LimitAboveMaximum
+
+        for name, maximum in maxima.model_dump().items():
+            value = getattr(self, name)
+            if maximum is None or value is None or value <= maximum:
+                continue
+            variable = f"QUANTFLEET_LIMITS_MAX__{name.upper()}"
+            raise LimitAboveMaximum(
+                f"limits.{name} = {value:g} is above this installation's maximum of {maximum:g}; ask for at "
+                f"most {maximum:g} (or leave it out for the default of {Limits.model_fields[name].default:g}), "
+                f"or ask an admin to raise {variable}",
+                limit=name,
+                value=float(value),
+                maximum=float(maximum),
+            )
 
 
 class JobSpec(BaseModel):
