@@ -198,7 +198,8 @@ class JobService(WorkerSide):
         ``IdempotencyConflict`` if the key was used for a different spec,
         ``UserError`` if ``spec.parent`` is set (only :meth:`submit_children`
         makes children; a rerun of a child clears it), ``LimitAboveMaximum`` if
-        a resource limit is above the installation's maximum, ``QuotaExceeded`` if the
+        a limit asked for is above the installation's maximum (a default above one is
+        lowered to it), ``QuotaExceeded`` if the
         owner already has as many queued jobs as its ``max_queued`` quota allows
         (a sweep's children, queued by :meth:`submit_children`, are part of an
         accepted job and are never refused; they do count towards the quota).
@@ -211,7 +212,9 @@ class JobService(WorkerSide):
             )
         if idempotency_key is not None and not (0 < len(idempotency_key) <= 200):
             raise UserError("an idempotency key must have 1 to 200 characters")
-        spec.limits.check_within(self.limits_max)
+        limits = spec.limits.within(self.limits_max)
+        if limits is not spec.limits:  # a default above an admin's lower maximum: the job runs at the maximum
+            spec = spec.model_copy(update={"limits": limits})
         self._require_code([spec])
         try:
             job, created = self._submit_once(spec, idempotency_key)

@@ -76,7 +76,7 @@ class CodeRef(BaseModel):
 
 
 class Limits(BaseModel):
-    """Resource limits of one attempt, each within the installation's maxima (:meth:`check_within`).
+    """Resource limits of one attempt, each within the installation's maxima (:meth:`within`).
 
     The defaults are the sandbox's (see the README's sandbox section). The
     network is never reachable: ``network`` takes only ``"none"``.
@@ -98,23 +98,34 @@ class Limits(BaseModel):
     artifact_mb: int = Field(default=1024, gt=0, description="Total size of the result files, MiB.")
     network: Literal["none"] = Field(default="none", description="Network access: none (the only choice).")
 
-    def check_within(self, maxima: LimitMaxima) -> None:
-        """Raise :class:`LimitAboveMaximum` naming the first limit above the installation's maximum."""
+    def within(self, maxima: LimitMaxima) -> Limits:
+        """Return these limits with every default above a maximum lowered to it; refuse a request above one.
+
+        A limit the job asked for (set explicitly) above the installation's
+        maximum raises :class:`LimitAboveMaximum`, naming the limit, the maximum
+        and the fix; one left to its default gets the maximum when the default
+        is higher (an admin may set a maximum below a default).
+        """
         from quantfleet.jobs.errors import LimitAboveMaximum
 
+        lowered: dict[str, Any] = {}
         for name, maximum in maxima.model_dump().items():
             value = getattr(self, name)
             if maximum is None or value is None or value <= maximum:
                 continue
-            variable = f"QUANTFLEET_LIMITS_MAX__{name.upper()}"
+            if name not in self.model_fields_set:
+                lowered[name] = maximum
+                continue
+            default = Limits.model_fields[name].default
+            leave = f" (or leave it out for {min(default, maximum):g})" if default is not None else ""
             raise LimitAboveMaximum(
                 f"limits.{name} = {value:g} is above this installation's maximum of {maximum:g}; ask for at "
-                f"most {maximum:g} (or leave it out for the default of {Limits.model_fields[name].default:g}), "
-                f"or ask an admin to raise {variable}",
+                f"most {maximum:g}{leave}, or ask an admin to raise QUANTFLEET_LIMITS_MAX__{name.upper()}",
                 limit=name,
                 value=float(value),
                 maximum=float(maximum),
             )
+        return self.model_copy(update=lowered) if lowered else self
 
 
 class JobSpec(BaseModel):
