@@ -201,3 +201,30 @@ def test_a_sandbox_that_cannot_start_is_an_infrastructure_failure_and_is_retried
     assert done.state is JobState.DEAD, done.error
     assert done.attempt == 2  # retried up to max_attempts, then dead for inspection
     assert "exit code 1" in (done.error or "")
+
+
+@pytest.mark.parametrize(
+    ("code", "limits", "message"),
+    [
+        (
+            "def run(ctx):\n    with open('/work/fill', 'wb') as f:\n"
+            "        while True:\n            f.write(b'x' * 65536)\n",
+            {"work_mb": 8},
+            "the job filled its /work (limits.work_mb = 8 MiB, limits.work_files = 10,000 files)",
+        ),
+        (
+            "def run(ctx):\n    kept = [open('/work/task.json') for _ in range(10_000)]\n",
+            {"open_files": 64},
+            "the job opened more files than its limit of 64 (limits.open_files)",
+        ),
+    ],
+    ids=["work-full", "open-files"],
+)
+def test_a_job_stopped_by_a_per_process_limit_fails_naming_it(
+    fleet: Fleet, sandboxed: Worker, code: str, limits: dict[str, int], message: str
+) -> None:
+    job = fleet.submit("limited.py", code, **limits)
+    done = run(fleet, sandboxed, job)
+    assert done.state is JobState.FAILED, done.error
+    assert message in (done.error or ""), done.error
+    assert done.attempt == 1

@@ -171,6 +171,13 @@ class End:
     """The kind of that verdict; None for an unsandboxed child."""
 
 
+_LIMIT_NAMES = {
+    VerdictKind.MEMORY: "limits.memory_mb",
+    VerdictKind.FILE_SIZE: "limits.file_size_mb",
+    VerdictKind.WORK_FULL: "limits.work_mb",
+}
+
+
 def _verdict(child: ChildProcess) -> tuple[str | None, VerdictKind | None]:
     """Return a sandboxed child's verdict (message, kind), or (None, None) for a launcher without verdicts."""
     verdict = getattr(child, "verdict", None)
@@ -530,9 +537,8 @@ class Attempt:
                 error=f"the job wrote more than its output limit of {limits.log_mb:g} MiB to stdout and stderr, "
                 "so it was stopped (its log keeps the first part); print less, or raise limits.log_mb",
             )
-        if end.kind in (VerdictKind.MEMORY, VerdictKind.FILE_SIZE):  # the sandbox saw it hit a limit
-            name = "limits.memory_mb" if end.kind is VerdictKind.MEMORY else "limits.file_size_mb"
-            return Outcome(state=JobState.FAILED, error=f"{end.verdict}; raise {name} or use less")
+        if end.kind in _LIMIT_NAMES:  # the sandbox saw it hit a limit
+            return Outcome(state=JobState.FAILED, error=f"{end.verdict}; raise {_LIMIT_NAMES[end.kind]} or use less")
         cpu_kill = end.code in (-signal.SIGXCPU, 128 + signal.SIGXCPU) or self._killed_at_cpu_limit(end)
         if end.kind is VerdictKind.CPU or (cpu_kill and limits.cpu_time_s is not None):
             return Outcome(

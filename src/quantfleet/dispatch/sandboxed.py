@@ -26,7 +26,7 @@ from pathlib import Path
 
 from quantfleet.core.errors import InfrastructureError
 from quantfleet.dispatch.limits import Limits
-from quantfleet.dispatch.task import TASK_FILE, Task
+from quantfleet.dispatch.task import EXIT_USER, TASK_FILE, Task
 from quantfleet.sandbox.isolation import (
     DEFAULT_SANDBOX_LIMITS,
     Bind,
@@ -36,10 +36,12 @@ from quantfleet.sandbox.isolation import (
     SandboxLimits,
     SelfTestReport,
     Verdict,
+    VerdictKind,
     require_sandbox,
     sandbox_self_test,
 )
 from quantfleet.sandbox.isolation.bwrap import RESERVED
+from quantfleet.sandbox.isolation.limits import MIB
 
 __all__ = ["BubblewrapLauncher", "SandboxedChild", "sandbox_limits"]
 
@@ -68,9 +70,10 @@ def sandbox_limits(limits: Limits, defaults: SandboxLimits = DEFAULT_SANDBOX_LIM
 class SandboxedChild:
     """A job's child in the sandbox (the ``ChildProcess`` protocol, plus :meth:`verdict`)."""
 
-    def __init__(self, process: SandboxedProcess, on_close: object) -> None:
+    def __init__(self, process: SandboxedProcess, on_close: object, *, work: Path | None = None) -> None:
         self._process = process
         self._on_close = on_close
+        self._work = work
 
     @property
     def pid(self) -> int:
@@ -91,8 +94,29 @@ class SandboxedChild:
         self._process.kill_tree(grace=grace)
 
     def verdict(self) -> Verdict:
-        """Return how the child ended, naming the limit it hit (call after it ended)."""
-        return self._process.verdict()
+        """Return how the child ended, naming the limit it hit (call after it ended).
+
+        A child that exited oddly (not 0, not a user error's 2) with its ``/work``
+        full filled it: it could not even write its result, so the worker names the limit.
+        """
+        found = self._process.verdict()
+        if found.kind is VerdictKind.EXIT and self._process.wait(0) != EXIT_USER and self._work_full():
+            limits = self._process.limits
+            return Verdict(
+                VerdictKind.WORK_FULL,
+                f"the job filled its /work (limits.work_mb = {limits.work_bytes / MIB:,.0f} MiB, "
+                f"limits.work_files = {limits.work_inodes:,} files)",
+            )
+        return found
+
+    def _work_full(self) -> bool:
+        if self._work is None:
+            return False
+        try:
+            info = os.statvfs(self._work)
+        except OSError:
+            return False
+        return info.f_bavail * info.f_frsize < 64 * 1024 or info.f_favail == 0
 
     def close(self) -> None:
         """Kill what is left, check and remove the cgroup, free the slot (the work folder stays for the results)."""
@@ -190,7 +214,7 @@ class BubblewrapLauncher:
             with self._lock:
                 self._mounted[work] = True
 
-        return SandboxedChild(process, closed)
+        return SandboxedChild(process, closed, work=work)
 
     def release(self, work: Path) -> None:
         """Remove ``work``'s tmpfs now (the worker read the results); else done once the folder is emptied."""
