@@ -10,6 +10,8 @@ pandas, pyarrow and numba). Either way the child
 - has its stdout and stderr on one pipe the worker reads into the job's log,
   and the strategy's logger writes there too;
 - applies its resource limits before the strategy file is loaded;
+- unpacks a strategy archive (``.zip``) itself, refusing an unsafe one
+  (:mod:`quantfleet.sandbox.archive`): in the sandbox, that is inside it;
 - watches its stdin: the worker holds the other end, so when the worker dies
   the child kills its own process group instead of running on unobserved;
 - never imports the job service, the database layer or their settings: no

@@ -9,6 +9,11 @@ folders the slot uids cannot reach (a Python under ``/root``, a private work
 folder) are bound read-only onto folders of the sandbox's state directory
 (mode 0711, a random name: listable by nobody) once, at start. Everything the program starts
 inherits the cgroup and the limits; the end kills the cgroup as a whole.
+
+Cgroups, the job tmpfs and the state folder carry the worker's pid in their
+names, so a new :class:`Sandbox` first removes those of a worker that died
+without cleaning up (SIGKILL): :func:`~quantfleet.sandbox.isolation.cgroup.sweep_stale_cgroups`
+and :func:`~quantfleet.sandbox.isolation.workdir.sweep_stale_mounts`.
 """
 
 from __future__ import annotations
