@@ -74,6 +74,11 @@ class Settings(BaseSettings):
         description="How a worker starts each job's child: forkserver (fast, not isolated), subprocess, or "
         "bubblewrap (the sandbox: namespaces, no network, cgroup limits; the worker runs as root).",
     )
+    sandbox_strict: bool = Field(
+        default=False,
+        description="The sandbox's seccomp strict mode: once a job's child has started, it may not exec a "
+        "program or fork a process (threads still work; a sweep's own worker processes are refused).",
+    )
     broker_url: str | None = Field(
         default=None,
         description="Celery broker that carries job ids to the fleet: redis://host:6379/0 or "

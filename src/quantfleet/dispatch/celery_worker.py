@@ -221,7 +221,7 @@ def fleet_from_settings(
     data = DataRef.from_settings(settings)
     env = child_environment(os.environ, remote_data=is_remote(data.url))
     env.pop("QUANTFLEET_BROKER_URL", None)  # the broker's address (and password) never reaches a job
-    child_launcher = default_launcher(env, kind=launcher or settings.worker_launcher)
+    child_launcher = default_launcher(env, kind=launcher or settings.worker_launcher, strict=settings.sandbox_strict)
     start = getattr(child_launcher, "start", None)
     if start is not None:
         start()  # before Celery starts its threads

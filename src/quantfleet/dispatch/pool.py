@@ -39,7 +39,7 @@ def worker_from_settings(
     jobs = service or JobService.from_settings(settings, notify=notify)
     data = DataRef.from_settings(settings)
     env = child_environment(os.environ, remote_data=is_remote(data.url))
-    child_launcher = default_launcher(env, kind=launcher or settings.worker_launcher)
+    child_launcher = default_launcher(env, kind=launcher or settings.worker_launcher, strict=settings.sandbox_strict)
     start = getattr(child_launcher, "start", None)
     if start is not None:
         start()  # the fork server starts now, with the scrubbed environment, before any slot thread
