@@ -79,7 +79,8 @@ except OSError:
     out["root_folder"] = "blocked"
 out["uid"] = "reached" if os.getuid() == 0 else "blocked"
 status = dict(line.split(":", 1) for line in open("/proc/self/status").read().splitlines() if ":" in line)
-out["seccomp"] = "ok" if status.get("Seccomp", "").strip() == "2" else "failed: mode " + status.get("Seccomp", "?")
+mode = status.get("Seccomp", "?").strip()
+out["seccomp"] = "ok" if mode == "2" else "failed: mode " + mode
 import ctypes
 libc = ctypes.CDLL(None, use_errno=True)
 def refused(call, *args):
