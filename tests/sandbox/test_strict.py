@@ -9,8 +9,12 @@ import pytest
 
 import quantfleet.sandbox.isolation.process as process
 from quantfleet.core.errors import InfrastructureError
+from quantfleet.core.settings import Settings
+from quantfleet.dispatch.pool import worker_from_settings
 from quantfleet.dispatch.sandboxed import BubblewrapLauncher
+from quantfleet.jobs import JobService, JobSpec, JobState, Limits
 from quantfleet.sandbox.isolation import Sandbox, require_sandbox, sandbox_self_test, seccomp
+from quantfleet.testing.jobs import tiny_market, write_strategy
 
 from .conftest import FAST
 
@@ -114,3 +118,35 @@ def test_a_missing_libseccomp_fails_closed_naming_the_fix(monkeypatch: pytest.Mo
         monkeypatch.undo()
         seccomp.sandbox_program.cache_clear()
     assert seccomp.sandbox_program()  # back for the next tests
+
+
+EXEC_IN_RUN = """
+import subprocess
+
+def run(ctx):
+    if ctx.bar_index == 1:
+        try:
+            subprocess.run(["/bin/true"], check=True)
+            print("exec REACHED")
+        except OSError as exc:
+            print("exec refused", type(exc).__name__)
+"""
+
+
+def test_a_backtest_runs_in_strict_mode_and_its_strategy_cannot_exec(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path / "home", lease_seconds=30.0, worker_launcher="bubblewrap", sandbox_strict=True)
+    snapshot = tiny_market(settings)
+    service = JobService.from_settings(settings)
+    worker = worker_from_settings(settings, slots=1, service=service)
+    try:
+        path = write_strategy(tmp_path, "execs.py", EXEC_IN_RUN)
+        code = service.put_code(path.read_bytes(), path.name)
+        job = service.submit(JobSpec(code=code, universe=("AAA",), snapshot=snapshot, owner="t", limits=Limits()))
+        worker.run_until_empty(timeout=120)
+        done = service.get(job.id)
+        log = service.read_log(job.id).text
+        assert done.state is JobState.SUCCEEDED, (done.error, log[-2000:])  # the engine needs neither
+        assert "exec refused PermissionError" in log, log[-2000:]
+        assert done.metrics is not None
+    finally:
+        worker.shutdown(grace=0)
