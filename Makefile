@@ -24,7 +24,7 @@ system-deps:
 	  $(PYTHON) -c 'import ensurepip' 2>/dev/null || missing="$$missing python3-venv"; \
 	  if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi; \
 	fi
-DEBIAN_PACKAGES := chromium bubblewrap
+DEBIAN_PACKAGES := chromium bubblewrap libseccomp2
 
 demo: $(STAMP)
 	$(BIN)/quantfleet demo

@@ -110,6 +110,11 @@ class Settings(BaseSettings):
         default_factory=LimitMaxima,
         description="The most a job may ask for, per limit (QUANTFLEET_LIMITS_MAX__MEMORY_MB=8192, ...).",
     )
+    sandbox_strict: bool = Field(
+        default=False,
+        description="The sandbox's seccomp strict mode: once a job's child has started, it may not exec a "
+        "program or fork a process (threads still work; a sweep's own worker processes are refused).",
+    )
     broker_url: str | None = Field(
         default=None,
         description="Celery broker that carries job ids to the fleet: redis://host:6379/0 or "

@@ -9,7 +9,8 @@ pandas, pyarrow and numba). Either way the child
   the whole tree with one ``killpg``;
 - has its stdout and stderr on one pipe the worker reads into the job's log,
   and the strategy's logger writes there too;
-- applies its resource limits before the strategy file is loaded;
+- applies its resource limits before the strategy file is loaded, and in the
+  sandbox's strict mode forbids itself exec and fork then too;
 - unpacks a strategy archive (``.zip``) itself, refusing an unsafe one
   (:mod:`quantfleet.sandbox.archive`): in the sandbox, that is inside it;
 - watches its stdin: the worker holds the other end, so when the worker dies
@@ -53,6 +54,7 @@ from quantfleet.dispatch.task import (
 # Imported here, not per task: the fork server preloads this module, so children start with them in memory.
 from quantfleet.sandbox import BacktestSpec, run_spec
 from quantfleet.sandbox.archive import is_archive, unpack_strategy
+from quantfleet.sandbox.isolation.seccomp import STRICT_ENV, enter_strict_mode
 
 __all__ = ["forked_entry", "main", "run_task"]
 
@@ -99,6 +101,8 @@ def run_task(work: Path) -> int:
     if task.limits.cpu_seconds is not None:
         _limit_exceeded(task.limits)
     try:
+        if os.environ.get(STRICT_ENV) == "1":  # the sandbox's strict mode: imports done, the job's code not loaded
+            enter_strict_mode()
         task = _unpack(task, work)
         result = _dispatch(task, work)
     except UserError as exc:

@@ -90,7 +90,7 @@ def launcher_from_settings(
     """Return the worker's launcher (``kind``, else the settings'), checked against the sandbox policy."""
     chosen = kind or settings.resolved_launcher
     check_sandbox_policy(settings, kind=chosen, user_count=0 if chosen == "bubblewrap" else _user_count(service))
-    launcher = default_launcher(env, kind=chosen)
+    launcher = default_launcher(env, kind=chosen, strict=settings.sandbox_strict)
     if chosen == "bubblewrap":
         return launcher
     return TrustedLauncher(launcher)

@@ -37,6 +37,7 @@ from quantfleet.core.errors import InfrastructureError
 from quantfleet.sandbox.isolation.bwrap import Bind, PythonRuntime, bwrap_command, reachable_by_others
 from quantfleet.sandbox.isolation.cgroup import CgroupLayout, JobCgroup, detect_cgroups, sweep_stale_cgroups
 from quantfleet.sandbox.isolation.limits import MIB, SandboxLimits, rlimits, thread_environment
+from quantfleet.sandbox.isolation.seccomp import program_fd, sandbox_program
 from quantfleet.sandbox.isolation.verdict import Verdict, classify
 from quantfleet.sandbox.isolation.workdir import (
     bind_readonly,
@@ -71,6 +72,8 @@ class IsolationConfig:
     uid_base: int = 61000
     slots: int = 64
     cgroup_root: Path = Path("/sys/fs/cgroup")
+    strict: bool = False
+    """Seccomp strict mode: the child entry point forbids exec and fork once started (see :mod:`.seccomp`)."""
 
 
 @dataclass(frozen=True)
@@ -290,6 +293,7 @@ class Sandbox:
         uid = self.slot_uid(slot)
         cgroup: JobCgroup | None = None
         proc: subprocess.Popen[bytes] | None = None
+        seccomp_fd: int | None = None
         try:
             work_stage = self._work_stages.get(work, work)
             if not reachable_by_others(work_stage.parent, readable=False):
@@ -310,6 +314,7 @@ class Sandbox:
             inner_env.setdefault("LANG", "C.UTF-8")
             if self.runtime.pythonpath:
                 inner_env["PYTHONPATH"] = ":".join(self.runtime.pythonpath)
+            seccomp_fd = program_fd(sandbox_program())
             inner = bwrap_command(
                 list(argv),
                 bwrap=self.config.bwrap,
@@ -318,6 +323,8 @@ class Sandbox:
                 env=inner_env,
                 tmp_bytes=limits.tmp_bytes,
                 shm_bytes=limits.shm_bytes,
+                seccomp_fd=seccomp_fd,
+                strict=self.config.strict,
             )
             drop = [
                 self.config.env,
@@ -339,6 +346,7 @@ class Sandbox:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
                 close_fds=True,
+                pass_fds=(seccomp_fd,),
             )
             cgroup.add(proc.pid)
             for kind, soft, hard in rlimits(limits):
@@ -359,6 +367,9 @@ class Sandbox:
             if isinstance(exc, OSError):
                 raise InfrastructureError(f"sandbox: cannot start the job's process ({exc})") from exc
             raise
+        finally:
+            if seccomp_fd is not None:
+                os.close(seccomp_fd)
         release = (lambda: self.release_slot(slot)) if own_slot else None
         return SandboxedProcess(proc, cgroup, limits, release)
 
