@@ -1,4 +1,4 @@
-"""``quantfleet up`` started for real: it serves, runs a job submitted over HTTP, and Ctrl-C leaves no process behind."""
+"""``quantfleet up`` for real: it serves, runs a job submitted over HTTP, and Ctrl-C leaves no process behind."""
 
 from __future__ import annotations
 

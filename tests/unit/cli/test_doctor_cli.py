@@ -57,9 +57,12 @@ def row(output: str, check: str) -> str:
 def test_fresh_install_fails_on_the_schema_and_the_data_and_names_both_fixes(home: Path) -> None:
     code, out = qf("doctor")
     assert code == 1
-    assert "FAIL" in row(out, "database") and "quantfleet db upgrade" in row(out, "database")
-    assert "FAIL" in row(out, "data") and "quantfleet data ingest synthetic" in row(out, "data")
-    assert "ok" in row(out, "python") and "ok" in row(out, "object store")
+    assert "FAIL" in row(out, "database")
+    assert "quantfleet db upgrade" in row(out, "database")
+    assert "FAIL" in row(out, "data")
+    assert "quantfleet data ingest synthetic" in row(out, "data")
+    assert "ok" in row(out, "python")
+    assert "ok" in row(out, "object store")
     assert "skip" in row(out, "broker")
     assert "2 check(s) failed: database, data" in " ".join(out.split())
 
@@ -69,7 +72,8 @@ def test_after_upgrade_and_ingest_every_check_passes(home: Path) -> None:
     assert code == 0, out
     assert f"migrated (empty) -> {head_revision()}" in out
     code, out = qf("db", "upgrade")
-    assert code == 0 and f"already at revision {head_revision()}" in out
+    assert code == 0
+    assert f"already at revision {head_revision()}" in out
     tiny_market(load_settings())
     code, out = qf("doctor")
     assert code == 0, out
@@ -91,7 +95,8 @@ def test_a_schema_from_a_newer_quantfleet_is_refused_with_the_fix(home: Path) ->
     _stamp(url, "9999_from_the_future")
     code, out = qf("db", "current")
     assert code == 1
-    assert "9999_from_the_future" in out and "a newer quantfleet migrated it" in " ".join(out.split())
+    assert "9999_from_the_future" in out
+    assert "a newer quantfleet migrated it" in " ".join(out.split())
     done = subprocess.run(  # never "downgrade" by accident: refused (a user error, exit 2), nothing changed
         [sys.executable, "-m", "quantfleet.cli.app", "db", "upgrade"], capture_output=True, text=True, timeout=120
     )
@@ -107,7 +112,9 @@ def test_an_older_schema_says_to_migrate(home: Path) -> None:
     url = load_settings().resolved_database_url
     Database(url).upgrade("0001")
     code, out = qf("db", "current")
-    assert code == 1 and "behind" in out and "quantfleet db upgrade" in out
+    assert code == 1
+    assert "behind" in out
+    assert "quantfleet db upgrade" in out
     assert qf("db", "upgrade")[0] == 0
     assert qf("db", "current")[0] == 0
 
@@ -126,22 +133,25 @@ def test_unreachable_broker_and_unwritable_object_store_fail_with_their_fixes(
     monkeypatch.setenv("QUANTFLEET_OBJECTS_URL", str(blocker / "objects"))
     code, out = qf("doctor")
     assert code == 1
-    assert "FAIL" in row(out, "broker") and f"127.0.0.1:{port}" in row(out, "broker")
+    assert "FAIL" in row(out, "broker")
+    assert f"127.0.0.1:{port}" in row(out, "broker")
     assert "start the broker" in row(out, "broker")
-    assert "FAIL" in row(out, "object store") and "QUANTFLEET_OBJECTS_URL" in row(out, "object store")
+    assert "FAIL" in row(out, "object store")
+    assert "QUANTFLEET_OBJECTS_URL" in row(out, "object store")
     assert "ok" in row(out, "packages [celery]")  # the broker's extra is checked because it is configured
 
 
 @pytest.mark.skipif(os.geteuid() != 0 or shutil.which("bwrap") is None, reason="the sandbox needs root and bwrap")
 def test_sandbox_self_test_runs_when_workers_sandbox(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("QUANTFLEET_WORKER_LAUNCHER", "bubblewrap")
-    code, out = qf("doctor")
+    _code, out = qf("doctor")
     assert "sandbox self-test passed" in row(out, "sandbox")
 
 
 def test_sandbox_is_a_warning_when_workers_do_not_sandbox(home: Path) -> None:
-    code, out = qf("doctor")
-    assert "warn" in row(out, "sandbox") and "QUANTFLEET_WORKER_LAUNCHER=bubblewrap" in row(out, "sandbox")
+    _code, out = qf("doctor")
+    assert "warn" in row(out, "sandbox")
+    assert "QUANTFLEET_WORKER_LAUNCHER=bubblewrap" in row(out, "sandbox")
 
 
 @pytest.mark.server
@@ -150,7 +160,8 @@ def test_postgres_schema_is_checked_and_migrated(home: Path, monkeypatch: pytest
     with postgres_schema() as url:
         monkeypatch.setenv("QUANTFLEET_DATABASE_URL", url)
         code, out = qf("doctor")
-        assert code == 1 and "has no schema yet" in row(out, "database")
+        assert code == 1
+        assert "has no schema yet" in row(out, "database")
         assert "ok" in row(out, "packages [postgres]")
         assert qf("db", "upgrade")[0] == 0
         tiny_market(load_settings())
