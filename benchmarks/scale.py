@@ -119,7 +119,8 @@ def main() -> int:
                 base = base or r["per_min"] / slots
                 r["efficiency"] = r["per_min"] / (slots * base)
                 results.append(r)
-                print(f"{backend:6} {slots} slot(s): {r['per_min']:6.1f} backtests/min  efficiency {r['efficiency']:4.0%}"
+                print(f"{backend:6} {slots} slot(s): {r['per_min']:6.1f} backtests/min  "
+                      f"efficiency {r['efficiency']:4.0%}"
                       f"  run {r['run']:.2f} s/job  dispatch gap {r['gap']:.2f} s/job  ({args.jobs} jobs, "
                       f"{r['wall']:.1f} s)", flush=True)  # fmt: skip
     shutil.rmtree(root, ignore_errors=True)
