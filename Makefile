@@ -45,6 +45,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/jobs.py
 	$(BIN)/python benchmarks/sandbox.py
 	$(BIN)/python benchmarks/api_load.py --seconds 20
+	$(BIN)/python benchmarks/scale.py
+	$(BIN)/python benchmarks/data_scale.py
 
 clean:
 	rm -rf $(VENV) .quantfleet .pytest_cache .mypy_cache .ruff_cache

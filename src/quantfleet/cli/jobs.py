@@ -1,4 +1,4 @@
-"""``quantfleet submit``, ``quantfleet jobs ...``, ``quantfleet worker`` and ``quantfleet up``: jobs from the shell.
+"""``quantfleet submit``, ``quantfleet jobs ...`` and ``quantfleet worker``: jobs from the shell.
 
 Faces are thin: each command parses, calls the job service (or starts a
 worker), and renders. A job runs on whatever worker pool serves the same
@@ -36,7 +36,7 @@ from quantfleet.engine import EngineConfig
 from quantfleet.jobs import Job, JobKind, JobService, JobSpec, JobState, Limits
 from quantfleet.strategy.loader import load_strategy
 
-__all__ = ["app", "demo_jobs", "submit", "up", "worker"]
+__all__ = ["app", "demo_jobs", "submit", "worker"]
 
 app = typer.Typer(help="List, inspect, follow, cancel and rerun jobs.", no_args_is_help=True)
 out = Console()
@@ -485,7 +485,7 @@ def rerun(
     out.print(f"[green]identical:[/green] metrics.json and equity.parquet of {original.id} and {job.id}")
 
 
-# -- worker and up ------------------------------------------------------------------------------
+# -- worker -------------------------------------------------------------------------------------
 
 
 def _serve(
@@ -545,21 +545,6 @@ def worker(
     """Run a worker: claim queued jobs and run each in a child process, until Ctrl-C."""
     configure_logging(json=log_format is LogFormat.JSON)
     _serve(slots, name, launcher, grace, "quantfleet worker", broker)
-
-
-def up(
-    slots: int | None = typer.Option(None, "--slots", "-n", help="Worker slots (default: the number of cores)."),
-    grace: float = typer.Option(30.0, "--grace", help="Seconds running jobs get to finish on shutdown."),
-    broker: str | None = typer.Option(
-        None, "--broker", help="Celery broker URL (redis://..., amqp://...); default QUANTFLEET_BROKER_URL, else local."
-    ),
-    log_format: LogFormat = typer.Option(
-        LogFormat.TEXT, "--log-format", envvar="QUANTFLEET_LOG_FORMAT", help="text, or json lines."
-    ),
-) -> None:
-    """Start the platform on this machine (a worker pool; later the API, dashboard, scheduler) until Ctrl-C."""
-    configure_logging(json=log_format is LogFormat.JSON)
-    _serve(slots, None, None, grace, "quantfleet up", broker)
 
 
 # -- make demo ----------------------------------------------------------------------------------
