@@ -249,7 +249,7 @@ class LiveContext:
         self.subscriptions: dict[str, tuple[str, ...]] = {}
         self._rules: list[RiskRule] = []
         self._indicators: list[_Indicator] = []
-        self._orders: dict[str, Order] = {}  # client id -> the strategy's Order object
+        self.placed: dict[str, Order] = {}  # client id -> the strategy's Order object (created_us: its bar)
         self._sequence = 0
         self.portfolio = LivePortfolio(router, history)
         self.sent: list[BrokerOrder] = []  # every order this context placed, as the broker answered
@@ -348,20 +348,40 @@ class LiveContext:
         answer = self._router.submit(request, now=now)
         self.sent.append(answer)
         _update(order, answer)
-        self._orders[request.client_id] = order
+        self.placed[request.client_id] = order
         return order
 
-    def _request(self, symbol: str, quantity: float, kind: OrderType, limit: float | None, stop: float | None,
-                 tif: TimeInForce, tag: str, target: Target | None = None, value: float = 0.0) -> tuple[OrderRequest, Order]:  # fmt: skip
+    def _request(
+        self,
+        symbol: str,
+        quantity: float,
+        kind: OrderType,
+        limit: float | None,
+        stop: float | None,
+        tif: TimeInForce,
+        tag: str,
+        target: Target | None = None,
+        value: float = 0.0,
+    ) -> tuple[OrderRequest, Order]:
         self._symbol(symbol)
         self._sequence += 1
         client_id = self._next_client_id()
         request = OrderRequest(
-            client_id=client_id, symbol=symbol, quantity=float(quantity), type=kind, limit_price=limit,
-            stop_price=stop, tif=tif, target=target, target_value=float(value), tag=tag,
-        )  # fmt: skip
+            client_id=client_id,
+            symbol=symbol,
+            quantity=float(quantity),
+            type=kind,
+            limit_price=limit,
+            stop_price=stop,
+            tif=tif,
+            target=target,
+            target_value=float(value),
+            tag=tag,
+        )
         created = self._history.last_ts or 0
-        order = Order(self._sequence, symbol, float(quantity), kind, limit, stop, tif, created, target, float(value), tag=tag)  # fmt: skip
+        order = Order(
+            self._sequence, symbol, float(quantity), kind, limit, stop, tif, created, target, float(value), tag=tag
+        )
         return request, order
 
     def order(
@@ -405,7 +425,7 @@ class LiveContext:
 
     def cancel(self, order: Order) -> None:
         """Cancel an open order."""
-        for client_id, mine in self._orders.items():
+        for client_id, mine in self.placed.items():
             if mine is order:
                 _update(order, self._router.cancel(client_id, now=self._clock()))
                 return
@@ -420,11 +440,20 @@ class LiveContext:
         for known in self._router.open_orders():
             if symbol is not None and known.symbol != symbol:
                 continue
-            mine = self._orders.get(known.client_id)
+            mine = self.placed.get(known.client_id)
             if mine is None:
-                mine = Order(int(known.broker_id) if known.broker_id.isdigit() else 0, known.symbol, known.quantity,
-                             known.type, known.limit_price, known.stop_price, known.tif, 0, known.target,
-                             known.target_value)  # fmt: skip
+                mine = Order(
+                    int(known.broker_id) if known.broker_id.isdigit() else 0,
+                    known.symbol,
+                    known.quantity,
+                    known.type,
+                    known.limit_price,
+                    known.stop_price,
+                    known.tif,
+                    0,
+                    known.target,
+                    known.target_value,
+                )
             _update(mine, known)
             out.append(mine)
         return out

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -56,14 +56,17 @@ class Bar:
     @property
     def ts_us(self) -> int:
         """Return the bar's time in UTC microseconds."""
-        return int(round(self.ts.timestamp() * 1_000_000))
+        return _to_us(self.ts)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _to_us(when: datetime) -> int:
-    return int(round(when.timestamp() * 1_000_000))
+    return (when - _EPOCH) // timedelta(microseconds=1)
 
 
-def _order_of(row: Mapping[str, Any]) -> BrokerOrder:
+def _order_of(row: Mapping[Any, Any]) -> BrokerOrder:
     return BrokerOrder(
         client_id=row["client_id"],
         broker_id=row["broker_id"],
@@ -98,9 +101,7 @@ class PaperBroker:
         self.config = EngineConfig.model_validate(row["config"])
 
     @classmethod
-    def open(
-        cls, db: Database, account_id: str, *, now: datetime, config: EngineConfig | None = None
-    ) -> PaperBroker:
+    def open(cls, db: Database, account_id: str, *, now: datetime, config: EngineConfig | None = None) -> PaperBroker:
         """Return the paper account ``account_id``, created with ``config.cash`` if it does not exist."""
         cfg = config or EngineConfig()
         with db.write() as conn:
@@ -127,7 +128,7 @@ class PaperBroker:
             row = self._order_row(conn, client_id)
         return None if row is None else _order_of(row)
 
-    def _order_row(self, conn: Connection, client_id: str) -> Mapping[str, Any] | None:
+    def _order_row(self, conn: Connection, client_id: str) -> Mapping[Any, Any] | None:
         query = sa.select(paper_orders).where(
             paper_orders.c.account_id == self.account_id, paper_orders.c.client_id == client_id
         )
@@ -146,7 +147,7 @@ class PaperBroker:
             rows = self._open_rows(conn)
         return [_order_of(r) for r in rows]
 
-    def _open_rows(self, conn: Connection) -> list[Mapping[str, Any]]:
+    def _open_rows(self, conn: Connection) -> list[Mapping[Any, Any]]:
         query = (
             sa.select(paper_orders)
             .where(paper_orders.c.account_id == self.account_id, paper_orders.c.status == OrderStatus.OPEN.value)
@@ -180,10 +181,17 @@ class PaperBroker:
         with self.db.read() as conn:
             rows = conn.execute(query).mappings().all()
         return [
-            Fill(int(r["broker_id"]), r["symbol"], _to_us(r["bar_at"]), r["quantity"], r["price"],
-                 r["commission"], r["slippage"])
+            Fill(
+                int(r["broker_id"]),
+                r["symbol"],
+                _to_us(r["bar_at"]),
+                r["quantity"],
+                r["price"],
+                r["commission"],
+                r["slippage"],
+            )
             for r in rows
-        ]  # fmt: skip
+        ]
 
     def account(self) -> Account:
         """Return cash, and equity with positions at their last close."""
@@ -279,15 +287,15 @@ class PaperBroker:
         if len(stamps) != 1:
             raise UserError("process() takes the bars of one timestamp; give each timestamp's bars in its own call")
         with self.db.write() as conn:
-            account = conn.execute(
-                sa.select(paper_accounts).where(paper_accounts.c.id == self.account_id)
-            ).mappings().one()
+            account = (
+                conn.execute(sa.select(paper_accounts).where(paper_accounts.c.id == self.account_id)).mappings().one()
+            )
             positions = self._positions(conn)
             rows = self._open_rows(conn)
             symbols = sorted({*bars, *positions, *(r["symbol"] for r in rows)})
             sim = _Sim(self.config, symbols, positions, float(account["cash"]), bars, now)
             day = next(iter(stamps)) // US_PER_DAY
-            resumed: list[tuple[Mapping[str, Any], Order]] = []
+            resumed: list[tuple[Mapping[Any, Any], Order]] = []
             for row in rows:
                 order = _resumed(row)
                 expires = row["expires_day"]
@@ -303,7 +311,7 @@ class PaperBroker:
         self,
         conn: Connection,
         sim: _Sim,
-        resumed: list[tuple[Mapping[str, Any], Order]],
+        resumed: list[tuple[Mapping[Any, Any], Order]],
         bars: Mapping[str, Bar],
         now: datetime,
     ) -> None:
@@ -377,7 +385,7 @@ def _core_order(request: OrderRequest, seq: int) -> Order:
     )
 
 
-def _resumed(row: Mapping[str, Any]) -> Order:
+def _resumed(row: Mapping[Any, Any]) -> Order:
     order = Order(
         int(row["broker_id"]),
         row["symbol"],

@@ -45,7 +45,8 @@ def test_fills_equal_the_backtests_fills(db: Database) -> None:
     paper = PaperBroker.open(db, "acct", now=T0, config=CONFIG)
     paper.submit(OrderRequest(client_id="a-1", symbol="X", quantity=50), now=T0)
     paper.process(bar(1), now=T0)
-    paper.submit(OrderRequest(client_id="a-2", symbol="X", quantity=-20, type=OrderType.LIMIT, limit_price=98.5), now=T0)
+    limit = OrderRequest(client_id="a-2", symbol="X", quantity=-20, type=OrderType.LIMIT, limit_price=98.5)
+    paper.submit(limit, now=T0)
     paper.submit(OrderRequest(client_id="a-3", symbol="X", target=Target.PERCENT, target_value=0.5), now=T0)
     for i in (2, 3):
         paper.process(bar(i), now=T0)
@@ -90,7 +91,8 @@ def test_a_rejection_is_a_result_with_the_engines_reason(db: Database) -> None:
     big = paper.submit(OrderRequest(client_id="d-2", symbol="X", quantity=10_000), now=T0)
     paper.process(bar(0), now=T0)
     done = paper.get_order(big.client_id)
-    assert done is not None and done.status is OrderStatus.REJECTED
+    assert done is not None
+    assert done.status is OrderStatus.REJECTED
     assert "insufficient buying power" in done.reason
 
 
