@@ -45,9 +45,13 @@ def test_code_must_be_stored_first(deployments: DeploymentService) -> None:
 def test_bad_specs_name_the_problem() -> None:
     """Unknown fields, bad names and repeated symbols are refused."""
     base: dict[str, Any] = {
-        "name": "x", "owner": "a", "code_sha256": "a" * 64, "code_name": "s.py", "universe": ("X",),
+        "name": "x",
+        "owner": "a",
+        "code_sha256": "a" * 64,
+        "code_name": "s.py",
+        "universe": ("X",),
         "trigger": {"kind": "cron", "cron": "0 10 * * *"},
-    }  # fmt: skip
+    }
     DeploymentSpec.model_validate(base)
     with pytest.raises(ValidationError, match="extra"):
         DeploymentSpec.model_validate({**base, "colour": "red"})
