@@ -22,14 +22,14 @@ from quantfleet.jobs import JobService
 from quantfleet.jobs.clock import Clock, SystemClock
 from quantfleet.live.broker import Account, BrokerOrder, OrderRequest
 from quantfleet.live.models import Deployment, DeploymentId, DeploymentSpec, DeploymentStatus, Run
-from quantfleet.store import Database
+from quantfleet.store import Database, ObjectNotFound
 from quantfleet.store.models import deployment_equity, deployment_orders, deployment_runs, deployments
 
 __all__ = ["DeploymentNotFound", "DeploymentService", "IllegalDeploymentChange"]
 
 
-class DeploymentNotFound(UserError):
-    """No deployment has this id."""
+class DeploymentNotFound(ObjectNotFound):
+    """No deployment has this id (an object not found: HTTP 404)."""
 
 
 class IllegalDeploymentChange(UserError):
