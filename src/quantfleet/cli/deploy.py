@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import signal
+import sys
 import threading
 from pathlib import Path
 
@@ -19,9 +20,12 @@ from quantfleet.jobs.clock import SystemClock
 from quantfleet.live.brokers import open_broker
 from quantfleet.live.deployments import DeploymentService
 from quantfleet.live.models import DeploymentSpec, DeploymentStatus
+from quantfleet.live.mqtt import BarFeed, run_on_bars
 from quantfleet.live.risk import kill as kill_switch
 from quantfleet.live.runner import LiveRunner
 from quantfleet.live.scheduler import Scheduler
+from quantfleet.live.session import DeploymentSession
+from quantfleet.live.supervisor import Supervisor
 from quantfleet.live.triggers import check_cron
 from quantfleet.strategy.loader import load_strategy
 
@@ -167,6 +171,48 @@ def kill(
     now = SystemClock().now()
     report = kill_switch(service, open_broker(dep, service.db, now=now), dep.id, now=now, flatten=flatten)
     out.print(f"{dep.id} paused; {len(report.cancelled)} order(s) cancelled, {len(report.flattened)} flattening")
+
+
+@app.command("run")
+def run_events(
+    deployment: str = typer.Argument(..., help="Deployment id of an --on-bars deployment."),
+    mqtt_host: str = typer.Option("127.0.0.1", "--mqtt-host", help="MQTT broker host."),
+    mqtt_port: int = typer.Option(1883, "--mqtt-port", help="MQTT broker port."),
+) -> None:
+    """Run an event deployment in the foreground: each bar on quantfleet/bars/{frequency}/{symbol} calls on_bar."""
+    service = _service()
+    dep = service.get(deployment)
+    clock = SystemClock()
+    run = service.start_run(dep.id, due_at=clock.now())
+    assert run is not None
+    session = DeploymentSession(
+        service, dep, open_broker(dep, service.db, now=clock.now()), run=run.number, clock=clock
+    )
+    feed = BarFeed(mqtt_host, mqtt_port, dep.spec.frequency, dep.spec.universe)
+    stop_event = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop_event.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop_event.set())
+    out.print(f"{dep.id} run {run.number}: waiting for bars of {', '.join(dep.spec.universe)}")
+    try:
+        run_on_bars(session, feed, stop_event)
+    finally:
+        feed.close()
+
+
+@app.command("supervise")
+def supervise(
+    deployment: str = typer.Argument(..., help="Deployment id of an --on-bars deployment."),
+    stale_after: float = typer.Option(30.0, "--stale-after", help="Restart after this many seconds without a beat."),
+) -> None:
+    """Keep 'deployments run ID' running: restart it when it dies or stops beating."""
+    service = _service()
+    dep = service.get(deployment)
+    command = [sys.executable, "-m", "quantfleet.cli.app", "deployments", "run", dep.id]
+    sup = Supervisor(command, service, dep.id, clock=SystemClock(), stale_after=stale_after)
+    stop_event = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop_event.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop_event.set())
+    sup.serve(stop_event)
 
 
 def scheduler(

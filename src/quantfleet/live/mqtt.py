@@ -16,7 +16,7 @@ import queue
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -167,6 +167,8 @@ def run_on_bars(session: DeploymentSession, feed: BarFeed, stop: threading.Event
     supervisor can tell a hung process from a quiet market.
     """
     batcher = BarBatcher(session.deployment.spec.universe)
+    seen = session.service.last_bar_at(session.deployment.id)  # a restarted process: bars handled before
+    done_us = (seen - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1) if seen else -1
     handled = 0
     next_beat = 0.0
     while not stop.is_set():
@@ -179,8 +181,8 @@ def run_on_bars(session: DeploymentSession, feed: BarFeed, stop: threading.Event
             continue
         for ts, bars in batcher.add(bar):
             last = session.history.last_ts
-            if last is not None and ts <= last:
-                continue  # already handled before a restart
+            if ts <= done_us or (last is not None and ts <= last):
+                continue  # already handled (before a restart, or a redelivery)
             session.on_bars(ts, bars)
             handled += 1
     return handled
