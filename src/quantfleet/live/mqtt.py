@@ -130,6 +130,7 @@ class BarFeed:
         self._client = _client(host, port)
         self._client.on_connect = self._on_connect
         self._client.on_message = self._on_message
+        self._client.on_subscribe = self._on_subscribe
         self._client.loop_start()
         if not self._ready.wait(10):
             self.close()
@@ -138,7 +139,9 @@ class BarFeed:
     def _on_connect(self, client: mqtt.Client, userdata: object, flags: object, reason: object, props: object) -> None:
         # (Re)subscribe on every connect: after a reconnect the broker has forgotten a clean session.
         client.subscribe([(bar_topic(self.frequency, s), 1) for s in self.symbols])
-        self._ready.set()
+
+    def _on_subscribe(self, client: mqtt.Client, userdata: object, mid: int, codes: object, props: object) -> None:
+        self._ready.set()  # the broker acknowledged: bars published from now on reach this feed
 
     def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
         symbol = message.topic.rsplit("/", 1)[-1]
