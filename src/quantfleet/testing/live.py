@@ -68,7 +68,11 @@ class FakeBroker:
         self.orders[client_id] = order
         pos = self.held.get(order.symbol) or Position(order.symbol)
         new = pos.quantity + quantity
-        cost = (pos.quantity * pos.average_cost + quantity * price) / new if new else 0.0
+        old = pos.quantity
+        if old == 0 or (old > 0) == (quantity > 0):
+            cost = (old * pos.average_cost + quantity * price) / new
+        else:  # reducing keeps the average cost; crossing through zero opens at the fill price
+            cost = price if abs(quantity) > abs(old) else pos.average_cost
         self.held[order.symbol] = Position(order.symbol, new, cost, 0.0, price)
         if not new:
             del self.held[order.symbol]
