@@ -15,7 +15,7 @@ from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoin
 from quantfleet.api.deps import ApiContext, Authenticator, ReadyCheck
 from quantfleet.api.errors import PROBLEM_JSON, Problem, install_handlers, problem_response
 from quantfleet.api.metrics import FleetMetrics, JobLogContext, ObservabilitySettings, metrics_router
-from quantfleet.api.routers import data, health
+from quantfleet.api.routers import data, deployments, health
 from quantfleet.api.routers.jobs import KINDS, job_router
 from quantfleet.api.settings import ApiSettings
 from quantfleet.core.logging import LogFormat
@@ -124,6 +124,7 @@ def create_app(
     for kind in KINDS:
         app.include_router(job_router(kind))
     app.include_router(data.router)
+    app.include_router(deployments.router)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -16,6 +16,7 @@ from rich.console import Console
 from quantfleet import __version__
 from quantfleet.cli import data as data_cli
 from quantfleet.cli import db as db_cli
+from quantfleet.cli import deploy as deploy_cli
 from quantfleet.cli import jobs as jobs_cli
 from quantfleet.cli import report as report_cli
 from quantfleet.cli import sweep as sweep_cli
@@ -54,6 +55,9 @@ app.add_typer(db_cli.app, name="db")
 app.command("api")(api_cmd)
 app.add_typer(users_cli.users_app, name="users")
 app.add_typer(users_cli.token_app, name="token")
+app.command("deploy")(deploy_cli.deploy)
+app.add_typer(deploy_cli.app, name="deployments")
+app.command("scheduler")(deploy_cli.scheduler)
 err = Console(stderr=True)
 
 

@@ -47,11 +47,12 @@ def parse_job_id(text: str) -> JobId:
 
 
 class JobKind(StrEnum):
-    """What a job runs. Ingest and live runs will join these."""
+    """What a job runs. A live run is one run of a deployment (``live`` names it), claimed by the live runner."""
 
     BACKTEST = "backtest"
     SWEEP = "sweep"
     WALK_FORWARD = "walk-forward"
+    LIVE = "live"
 
 
 _SETTINGS_KINDS = frozenset({JobKind.SWEEP, JobKind.WALK_FORWARD})
@@ -150,6 +151,9 @@ class JobSpec(BaseModel):
     sweep: dict[str, Any] | None = Field(
         default=None, description="Sweep or walk-forward settings; required for those kinds, refused for others."
     )
+    live: dict[str, Any] | None = Field(
+        default=None, description="A live run's deployment and run number; required for live jobs, refused for others."
+    )
     benchmark: str | None = None
     calendar: str = "XNYS"
     limits: Limits = Field(default_factory=Limits)
@@ -184,7 +188,9 @@ class JobSpec(BaseModel):
             raise ValueError(f"a {self.kind.value} job needs its settings in 'sweep'")
         if self.kind not in _SETTINGS_KINDS and self.sweep is not None:
             raise ValueError(f"a {self.kind.value} job takes no 'sweep' settings")
-        for name in ("params", "engine", "sweep"):
+        if (self.kind is JobKind.LIVE) != (self.live is not None):
+            raise ValueError("a live job names its deployment and run in 'live'; other jobs take no 'live'")
+        for name in ("params", "engine", "sweep", "live"):
             try:
                 json.dumps(getattr(self, name), allow_nan=False)
             except (TypeError, ValueError) as exc:
@@ -193,7 +199,10 @@ class JobSpec(BaseModel):
 
     def canonical_json(self) -> str:
         """Return the spec as JSON with sorted keys: equal specs give equal text."""
-        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), allow_nan=False)
+        body = self.model_dump(mode="json")
+        if body.get("live") is None:
+            body.pop("live", None)  # specs from before live runs keep their fingerprints
+        return json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False)
 
     def fingerprint(self) -> str:
         """Return the sha256 of :meth:`canonical_json`: what idempotency keys compare."""
