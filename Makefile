@@ -24,7 +24,7 @@ system-deps:
 	  $(PYTHON) -c 'import ensurepip' 2>/dev/null || missing="$$missing python3-venv"; \
 	  if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi; \
 	fi
-DEBIAN_PACKAGES := chromium bubblewrap
+DEBIAN_PACKAGES := chromium bubblewrap libseccomp2
 
 demo: $(STAMP)
 	$(BIN)/quantfleet demo
@@ -45,6 +45,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/jobs.py
 	$(BIN)/python benchmarks/sandbox.py
 	$(BIN)/python benchmarks/api_load.py --seconds 20
+	$(BIN)/python benchmarks/scale.py
+	$(BIN)/python benchmarks/data_scale.py
 
 clean:
 	rm -rf $(VENV) .quantfleet .pytest_cache .mypy_cache .ruff_cache

@@ -10,7 +10,7 @@ A. the sweep: fast 5..50 step 1 x slow 20..200 step 5 where fast < slow
    (1,590 combinations) on 100,000 one-minute bars of one symbol, ranked by
    total return; combinations/s and peak memory of
    - quantfleet: ``run_sweep`` through the public API on a store built in a
-     temporary folder, ``simulator="vectorized"``, 2 workers (threads: the compiled kernels release the GIL), no
+     temporary folder, ``simulator="vectorized"``, 2 workers (forks of the process that read the data), no
      run folders (``top=0``). Timed from the call to the last evaluation: that
      includes reading the bars from the store and starting the workers, not
      writing the leaderboard and report. A tiny sweep runs first in the same
@@ -495,6 +495,11 @@ def scenario_a(args: argparse.Namespace, passthrough: list[str]) -> dict[str, di
             f"{warm['seconds']:.1f} s with the cache it wrote"
         )
     if "floor" in results:
+        rate = results["floor"]["combos"] / results["floor"]["seconds"]
+        for kind in ("quantfleet", "quantfleet-1", "vectorbt"):
+            if kind in results:
+                ratio = rate / (results[kind]["combos"] / results[kind]["seconds"])
+                print(f"  {rows[kind]}: {ratio:.2f}x the floor's time per combination (quantfleet's goal: 2x at most)")
         floor = np.asarray(results["floor"]["equity"])
         for kind in ("quantfleet", "quantfleet-1", "vectorbt"):
             if kind in results:

@@ -212,7 +212,7 @@ def _up(home: Home, log: Path, *grace: str) -> subprocess.Popen[bytes]:
     env = {**os.environ, "QUANTFLEET_HOME": str(home.settings.home), "COLUMNS": "200"}
     with log.open("wb") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "quantfleet.cli.app", "up", "--slots", "1", *grace],
+            [sys.executable, "-m", "quantfleet.cli.app", "up", "--slots", "1", "--api-port", "0", "--no-web", *grace],
             env=env, cwd=home.root, stdout=subprocess.DEVNULL, stderr=out,
         )  # fmt: skip
 

@@ -143,7 +143,8 @@ def abstract():
     s = socket.socket(socket.AF_UNIX)
     s.connect("\\0" + unix)
 attempt(abstract)
-print("interfaces", [n for _, n in socket.if_nameindex()])
+# (not socket.if_nameindex(): it asks netlink, which seccomp refuses)
+print("interfaces", [line.split(":")[0].strip() for line in open("/proc/net/dev").readlines()[2:]])
 """,
         args=(str(host_listeners["tcp"]), str(host_listeners["udp"]), str(host_listeners["unix"])),
     )

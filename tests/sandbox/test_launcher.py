@@ -10,7 +10,7 @@ import pytest
 from quantfleet.core.errors import InfrastructureError
 from quantfleet.core.settings import Settings
 from quantfleet.dispatch.launcher import child_environment
-from quantfleet.dispatch.pool import default_worker_name, worker_from_settings
+from quantfleet.dispatch.pool import default_worker_name
 from quantfleet.dispatch.sandboxed import BubblewrapLauncher
 from quantfleet.dispatch.task import DataRef
 from quantfleet.dispatch.worker import Worker, WorkerConfig
@@ -94,32 +94,3 @@ def test_the_self_test_fails_when_a_layer_leaks(sandbox: Sandbox, monkeypatch: p
     assert report.checks["network_tcp"] == "reached"
     with pytest.raises(InfrastructureError, match="network_tcp: reached; the job reached a host TCP listener"):
         require_sandbox(report)
-
-
-MEMORY_BOMB = """
-def run(ctx):
-    hog = []
-    while True:
-        hog.append(bytearray(64 * 1024 * 1024))
-        hog[-1][::4096] = b"x" * len(hog[-1][::4096])
-"""
-
-
-def test_a_job_over_its_memory_limit_fails_naming_the_limit_and_is_not_retried(tmp_path: Path) -> None:
-    settings = Settings(home=tmp_path / "home", lease_seconds=30.0, worker_launcher="bubblewrap")
-    snapshot = tiny_market(settings)
-    service = JobService.from_settings(settings)
-    worker = worker_from_settings(settings, slots=1, service=service)
-    try:
-        path = write_strategy(tmp_path, "hog.py", MEMORY_BOMB)
-        code = service.put_code(path.read_bytes(), path.name)
-        job = service.submit(JobSpec(code=code, universe=("AAA",), snapshot=snapshot, owner="t", limits=Limits()))
-        worker.run_until_empty(timeout=120)
-        done = service.get(job.id)
-        assert done.state is JobState.FAILED, done.error
-        # The job's data-size limit (its memory_mb) raises MemoryError in Python first; the cgroup's
-        # kill, should the process get past it, is named "memory limit". Either way the job is to blame.
-        assert "MemoryError" in (done.error or "") or "memory limit" in (done.error or "")
-        assert done.attempt == 1  # the job's own failure: not retried
-    finally:
-        worker.shutdown(grace=0)

@@ -15,7 +15,7 @@ from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoin
 from quantfleet.api.deps import ApiContext, Authenticator, ReadyCheck
 from quantfleet.api.errors import PROBLEM_JSON, Problem, install_handlers, problem_response
 from quantfleet.api.metrics import FleetMetrics, JobLogContext, ObservabilitySettings, metrics_router
-from quantfleet.api.routers import bars, data, fleet, health
+from quantfleet.api.routers import bars, data, deployments, fleet, health
 from quantfleet.api.routers.jobs import KINDS, job_router
 from quantfleet.api.settings import ApiSettings
 from quantfleet.core.logging import LogFormat
@@ -126,6 +126,7 @@ def create_app(
     app.include_router(data.router)
     app.include_router(fleet.router)
     app.include_router(bars.router)
+    app.include_router(deployments.router)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

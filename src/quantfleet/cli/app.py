@@ -15,6 +15,8 @@ from rich.console import Console
 
 from quantfleet import __version__
 from quantfleet.cli import data as data_cli
+from quantfleet.cli import db as db_cli
+from quantfleet.cli import deploy as deploy_cli
 from quantfleet.cli import jobs as jobs_cli
 from quantfleet.cli import report as report_cli
 from quantfleet.cli import sweep as sweep_cli
@@ -22,6 +24,8 @@ from quantfleet.cli import users as users_cli
 from quantfleet.cli.api import api as api_cmd
 from quantfleet.cli.backtest import backtest, run_and_report
 from quantfleet.cli.common import state
+from quantfleet.cli.doctor import doctor
+from quantfleet.cli.up import up
 from quantfleet.cli.web import web as web_cmd
 from quantfleet.core.errors import ConfigError, InfrastructureError, QuantfleetError, UserError
 from quantfleet.core.settings import load_settings
@@ -46,11 +50,16 @@ app.command("walkforward")(sweep_cli.walkforward)
 app.command("submit")(jobs_cli.submit)
 app.add_typer(jobs_cli.app, name="jobs")
 app.command("worker")(jobs_cli.worker)
-app.command("up")(jobs_cli.up)
+app.command("up")(up)
+app.command("doctor")(doctor)
+app.add_typer(db_cli.app, name="db")
 app.command("api")(api_cmd)
 app.command("web")(web_cmd)
 app.add_typer(users_cli.users_app, name="users")
 app.add_typer(users_cli.token_app, name="token")
+app.command("deploy")(deploy_cli.deploy)
+app.add_typer(deploy_cli.app, name="deployments")
+app.command("scheduler")(deploy_cli.scheduler)
 err = Console(stderr=True)
 
 
@@ -123,7 +132,9 @@ def _example(name: str) -> Path:
 def main() -> None:
     """Run the CLI, mapping quantfleet errors to messages and exit codes."""
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)  # a command's typer.Exit(n) comes back as n, not raised
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except UserError as exc:
         err.print(f"[bold red]error:[/bold red] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)

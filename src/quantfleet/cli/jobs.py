@@ -1,4 +1,4 @@
-"""``quantfleet submit``, ``quantfleet jobs ...``, ``quantfleet worker`` and ``quantfleet up``: jobs from the shell.
+"""``quantfleet submit``, ``quantfleet jobs ...`` and ``quantfleet worker``: jobs from the shell.
 
 Faces are thin: each command parses, calls the job service (or starts a
 worker), and renders. A job runs on whatever worker pool serves the same
@@ -36,7 +36,7 @@ from quantfleet.engine import EngineConfig
 from quantfleet.jobs import Job, JobKind, JobService, JobSpec, JobState, Limits
 from quantfleet.strategy.loader import load_strategy
 
-__all__ = ["app", "demo_jobs", "submit", "up", "worker"]
+__all__ = ["app", "demo_jobs", "submit", "worker"]
 
 app = typer.Typer(help="List, inspect, follow, cancel and rerun jobs.", no_args_is_help=True)
 out = Console()
@@ -152,6 +152,12 @@ def build_spec(
     )
 
 
+def _limits(wall_time: float | None, cpu_time: float | None, memory: int | None) -> Limits:
+    """Return the limits given on the command line; the others keep their defaults (lowered to any maximum)."""
+    given: dict[str, Any] = {"wall_time_s": wall_time, "cpu_time_s": cpu_time, "memory_mb": memory}
+    return Limits.model_validate({name: value for name, value in given.items() if value is not None})
+
+
 def submit(
     strategy: Path = typer.Argument(..., help="The strategy file (.py)."),
     symbols: str = typer.Option(..., "--symbols", help="Comma-separated universe, e.g. AAA,BBB."),
@@ -174,9 +180,9 @@ def submit(
     minimize: bool = typer.Option(False, "--minimize", help="Rank the lowest metric first."),
     random: int | None = typer.Option(None, "--random", help="Sweep N seeded random combinations."),
     optimize: int | None = typer.Option(None, "--optimize", help="Sweep with N Optuna trials (one job)."),
-    wall_time: float = typer.Option(3600.0, "--wall-time", help="Wall-clock limit per attempt, seconds."),
+    wall_time: float | None = typer.Option(None, "--wall-time", help="Wall-clock limit per attempt, s [1800]."),
     cpu_time: float | None = typer.Option(None, "--cpu-time", help="CPU-time limit, seconds."),
-    memory: int = typer.Option(4096, "--memory", help="Memory limit, MiB."),
+    memory: int | None = typer.Option(None, "--memory", help="Memory limit, MiB [2048]."),
     priority: int = typer.Option(0, "--priority", help="Higher runs first."),
     owner: str | None = typer.Option(None, "--owner", help="Who submits (default: your user name)."),
     idempotency_key: str | None = typer.Option(
@@ -193,7 +199,7 @@ def submit(
                 "snapshot": snapshot, "class_name": class_name, "benchmark": benchmark, "priority": priority,
                 "engine": EngineConfig(cash=cash, commission=parse_commission(commission), slippage=parse_slippage(
                     slippage), adjustment=adjustment, warmup=warmup, seed=seed).model_dump(mode="json"),
-                "limits": Limits(wall_time_s=wall_time, cpu_time_s=cpu_time, memory_mb=memory).model_dump(mode="json")}
+                "limits": _limits(wall_time, cpu_time, memory).model_dump(mode="json", exclude_unset=True)}
         sweep = _sweep_settings(grid, where, metric, minimize, random, optimize, seed)
         return remote.submit(qf, strategy, spec=body, sweep=sweep, wait=wait, idempotency_key=idempotency_key)
     service = _service()
@@ -204,7 +210,7 @@ def submit(
         engine=EngineConfig(cash=cash, commission=parse_commission(commission), slippage=parse_slippage(slippage),
                             adjustment=adjustment, warmup=warmup, seed=seed),
         sweep=_sweep_settings(grid, where, metric, minimize, random, optimize, seed),
-        limits=Limits(wall_time_s=wall_time, cpu_time_s=cpu_time, memory_mb=memory), priority=priority, owner=owner,
+        limits=_limits(wall_time, cpu_time, memory), priority=priority, owner=owner,
     )  # fmt: skip
     job = service.submit(spec, idempotency_key=idempotency_key)
     out.print(job.id)
@@ -479,7 +485,7 @@ def rerun(
     out.print(f"[green]identical:[/green] metrics.json and equity.parquet of {original.id} and {job.id}")
 
 
-# -- worker and up ------------------------------------------------------------------------------
+# -- worker -------------------------------------------------------------------------------------
 
 
 def _serve(
@@ -539,21 +545,6 @@ def worker(
     """Run a worker: claim queued jobs and run each in a child process, until Ctrl-C."""
     configure_logging(json=log_format is LogFormat.JSON)
     _serve(slots, name, launcher, grace, "quantfleet worker", broker)
-
-
-def up(
-    slots: int | None = typer.Option(None, "--slots", "-n", help="Worker slots (default: the number of cores)."),
-    grace: float = typer.Option(30.0, "--grace", help="Seconds running jobs get to finish on shutdown."),
-    broker: str | None = typer.Option(
-        None, "--broker", help="Celery broker URL (redis://..., amqp://...); default QUANTFLEET_BROKER_URL, else local."
-    ),
-    log_format: LogFormat = typer.Option(
-        LogFormat.TEXT, "--log-format", envvar="QUANTFLEET_LOG_FORMAT", help="text, or json lines."
-    ),
-) -> None:
-    """Start the platform on this machine (a worker pool; later the API, dashboard, scheduler) until Ctrl-C."""
-    configure_logging(json=log_format is LogFormat.JSON)
-    _serve(slots, None, None, grace, "quantfleet up", broker)
 
 
 # -- make demo ----------------------------------------------------------------------------------

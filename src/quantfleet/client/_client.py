@@ -344,3 +344,36 @@ class Client:
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError(f"job {job_id} is still {job.state} after {timeout:g} s")
             time.sleep(poll)
+
+    # -- deployments ------------------------------------------------------------------------------
+
+    def deployments(self) -> builtins.list[dict[str, Any]]:
+        """Return your deployments (an admin: everyone's) as the API lists them."""
+        found: builtins.list[dict[str, Any]] = self._json("GET", "/v1/deployments")
+        return found
+
+    def deployment(self, deployment_id: str) -> dict[str, Any]:
+        """Return one deployment with its positions, orders, P&L series and state."""
+        found: dict[str, Any] = self._json("GET", f"/v1/deployments/{deployment_id}")
+        return found
+
+    def _change(self, deployment_id: str, action: str, query: str = "") -> dict[str, Any]:
+        path = f"/v1/deployments/{deployment_id}/{action}{query}"
+        changed: dict[str, Any] = self._json("POST", path, key=str(uuid.uuid4()))
+        return changed
+
+    def pause_deployment(self, deployment_id: str) -> dict[str, Any]:
+        """Pause a deployment: its runs are skipped and its orders refused until resumed."""
+        return self._change(deployment_id, "pause")
+
+    def resume_deployment(self, deployment_id: str) -> dict[str, Any]:
+        """Resume a paused deployment."""
+        return self._change(deployment_id, "resume")
+
+    def stop_deployment(self, deployment_id: str) -> dict[str, Any]:
+        """Stop a deployment for good."""
+        return self._change(deployment_id, "stop")
+
+    def kill_deployment(self, deployment_id: str, *, flatten: bool = False) -> dict[str, Any]:
+        """Kill switch: pause, cancel open orders, and with ``flatten`` close positions at market."""
+        return self._change(deployment_id, "kill", "?flatten=true" if flatten else "")

@@ -9,12 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from quantfleet.core.errors import ConfigError
 
-__all__ = ["Settings", "load_settings"]
+__all__ = ["LimitMaxima", "Settings", "load_settings"]
 
 GIB = 1024**3
 # Values of QUANTFLEET_SECRET_KEY seen in examples and templates; production refuses them.
@@ -22,10 +22,35 @@ _PLACEHOLDER_SECRETS = frozenset({"changeme", "change-me", "change_me", "secret"
 _MIN_SECRET_CHARS = 32
 
 
+class LimitMaxima(BaseModel):
+    """The most one job may ask for, per limit (the admin's maxima; field names as in ``jobs.Limits``).
+
+    Set each with ``QUANTFLEET_LIMITS_MAX__<NAME>`` (e.g. ``QUANTFLEET_LIMITS_MAX__MEMORY_MB=8192``);
+    ``None``: no maximum. A submission above one is refused, naming the limit and its maximum.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    wall_time_s: float | None = Field(default=24 * 3600.0, gt=0)
+    cpu_time_s: float | None = Field(default=None, gt=0)
+    cpus: float | None = Field(default=4.0, gt=0)
+    memory_mb: int | None = Field(default=16 * 1024, gt=0)
+    processes: int | None = Field(default=4096, gt=0)
+    open_files: int | None = Field(default=4096, gt=0)
+    file_size_mb: int | None = Field(default=16 * 1024, gt=0)
+    work_mb: int | None = Field(default=16 * 1024, gt=0)
+    work_files: int | None = Field(default=1_000_000, gt=0)
+    log_mb: float | None = Field(default=100.0, gt=0)
+    artifact_files: int | None = Field(default=1000, gt=0)
+    artifact_mb: int | None = Field(default=16 * 1024, gt=0)
+
+
 class Settings(BaseSettings):
     """Every quantfleet setting, with the defaults of a one-machine setup."""
 
-    model_config = SettingsConfigDict(env_prefix="QUANTFLEET_", frozen=True, extra="forbid", env_file=None)
+    model_config = SettingsConfigDict(
+        env_prefix="QUANTFLEET_", frozen=True, extra="forbid", env_file=None, env_nested_delimiter="__"
+    )
 
     home: Path = Field(
         default=Path(".quantfleet"),
@@ -69,10 +94,26 @@ class Settings(BaseSettings):
     max_attempts: int = Field(
         default=3, ge=1, description="Attempts before a job whose infrastructure keeps failing is dead."
     )
-    worker_launcher: Literal["forkserver", "subprocess", "bubblewrap"] = Field(
-        default="forkserver",
-        description="How a worker starts each job's child: forkserver (fast, not isolated), subprocess, or "
-        "bubblewrap (the sandbox: namespaces, no network, cgroup limits; the worker runs as root).",
+    worker_launcher: Literal["forkserver", "subprocess", "bubblewrap"] | None = Field(
+        default=None,
+        description="How a worker starts each job's child: bubblewrap (the sandbox: namespaces, no network, "
+        "cgroup limits; the worker runs as root), or, only with QUANTFLEET_SANDBOX=trusted, forkserver (fast, "
+        "not isolated) or subprocess. Default: bubblewrap, or forkserver when the sandbox is off.",
+    )
+    sandbox: Literal["on", "trusted"] = Field(
+        default="on",
+        description="on: every job runs in the sandbox, and a worker that cannot set it up takes no jobs. "
+        "trusted: jobs run unsandboxed (a loud warning on every job); for one user on their own machine only, "
+        "refused in production and with more than one user.",
+    )
+    limits_max: LimitMaxima = Field(
+        default_factory=LimitMaxima,
+        description="The most a job may ask for, per limit (QUANTFLEET_LIMITS_MAX__MEMORY_MB=8192, ...).",
+    )
+    sandbox_strict: bool = Field(
+        default=False,
+        description="The sandbox's seccomp strict mode: once a job's child has started, it may not exec a "
+        "program or fork a process (threads still work; a sweep's own worker processes are refused).",
     )
     broker_url: str | None = Field(
         default=None,
@@ -106,6 +147,13 @@ class Settings(BaseSettings):
     @classmethod
     def _upper(cls, value: str) -> str:
         return value.strip()
+
+    @property
+    def resolved_launcher(self) -> Literal["forkserver", "subprocess", "bubblewrap"]:
+        """Return the worker's launcher: the one set, else bubblewrap (sandbox on) or forkserver (trusted)."""
+        if self.worker_launcher is not None:
+            return self.worker_launcher
+        return "bubblewrap" if self.sandbox == "on" else "forkserver"
 
     @property
     def resolved_data_url(self) -> str:
@@ -151,6 +199,11 @@ class Settings(BaseSettings):
                 " (set it to a random value, e.g. the output of "
                 "python -c 'import secrets; print(secrets.token_urlsafe(32))')"
             )
+        if self.sandbox == "trusted":
+            problems.append(
+                "QUANTFLEET_SANDBOX=trusted runs every job unsandboxed, which production (more than one "
+                "user's code) forbids (unset it, and run workers as root with bubblewrap)"
+            )
         default_db = f"sqlite:///{self.home / 'quantfleet.db'}"
         if self.database_url is None or self.database_url == default_db:
             problems.append(
@@ -173,7 +226,7 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
-            name = "QUANTFLEET_" + "_".join(str(p) for p in err["loc"]).upper()
+            name = "QUANTFLEET_" + "__".join(str(p) for p in err["loc"]).upper()
             problems.append(f"{name}: {err['msg']}")
         raise ConfigError(
             "invalid settings: " + "; ".join(problems) + ". Fix or unset these variables "

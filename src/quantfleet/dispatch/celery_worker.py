@@ -37,8 +37,9 @@ from quantfleet.core.settings import Settings
 from quantfleet.data.storage import is_remote
 from quantfleet.dispatch.celery_app import QUEUE, CeleryDispatcher, QuantfleetCelery, app, configure
 from quantfleet.dispatch.execute import Attempt, retry
-from quantfleet.dispatch.launcher import LAUNCHERS, ChildLauncher, child_environment, default_launcher
+from quantfleet.dispatch.launcher import LAUNCHERS, ChildLauncher, child_environment
 from quantfleet.dispatch.task import DataRef
+from quantfleet.dispatch.trusted import launcher_from_settings
 from quantfleet.dispatch.worker import Worker, WorkerConfig, default_worker_name
 from quantfleet.jobs import Claim, JobId, JobService, JobState
 from quantfleet.jobs.errors import DatabaseUnavailable
@@ -221,7 +222,7 @@ def fleet_from_settings(
     data = DataRef.from_settings(settings)
     env = child_environment(os.environ, remote_data=is_remote(data.url))
     env.pop("QUANTFLEET_BROKER_URL", None)  # the broker's address (and password) never reaches a job
-    child_launcher = default_launcher(env, kind=launcher or settings.worker_launcher)
+    child_launcher = launcher_from_settings(settings, env, service=service, kind=launcher)
     start = getattr(child_launcher, "start", None)
     if start is not None:
         start()  # before Celery starts its threads

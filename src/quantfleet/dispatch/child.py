@@ -9,7 +9,10 @@ pandas, pyarrow and numba). Either way the child
   the whole tree with one ``killpg``;
 - has its stdout and stderr on one pipe the worker reads into the job's log,
   and the strategy's logger writes there too;
-- applies its resource limits before the strategy file is loaded;
+- applies its resource limits before the strategy file is loaded, and in the
+  sandbox's strict mode forbids itself exec and fork then too;
+- unpacks a strategy archive (``.zip``) itself, refusing an unsafe one
+  (:mod:`quantfleet.sandbox.archive`): in the sandbox, that is inside it;
 - watches its stdin: the worker holds the other end, so when the worker dies
   the child kills its own process group instead of running on unobserved;
 - never imports the job service, the database layer or their settings: no
@@ -22,6 +25,7 @@ stderr and in result.json), 3 (or any other) infrastructure failure.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -35,7 +39,7 @@ from pydantic import ValidationError
 
 from quantfleet.core.errors import InfrastructureError, UserError
 from quantfleet.dispatch.fanout import expand_sweep, gather_sweep, run_sweep_request
-from quantfleet.dispatch.limits import Limits, apply_limits
+from quantfleet.dispatch.limits import Limits, apply_limits, limit_hit
 from quantfleet.dispatch.task import (
     CHILDREN_FILE,
     EXIT_INFRA,
@@ -49,6 +53,8 @@ from quantfleet.dispatch.task import (
 
 # Imported here, not per task: the fork server preloads this module, so children start with them in memory.
 from quantfleet.sandbox import BacktestSpec, run_spec
+from quantfleet.sandbox.archive import is_archive, unpack_strategy
+from quantfleet.sandbox.isolation.seccomp import STRICT_ENV, enter_strict_mode
 
 __all__ = ["forked_entry", "main", "run_task"]
 
@@ -76,6 +82,18 @@ def _limit_exceeded(limits: Limits) -> None:
     signal.signal(signal.SIGXCPU, on_xcpu)
 
 
+def _unpack(task: Task, work: Path) -> Task:
+    """Unpack a strategy archive into ``work/code`` (here, in the job's own process); point the task at its file."""
+    backtest = task.spec if task.kind is TaskKind.BACKTEST else task.spec.get("backtest")
+    if not isinstance(backtest, dict) or not is_archive(str(backtest.get("strategy", ""))):
+        return task
+    entry = unpack_strategy(work / backtest["strategy"], work / "code")
+    sys.path.insert(0, str(entry.parent))  # the archive's helper modules import as top-level ones
+    relative = {**backtest, "strategy": str(entry.relative_to(work))}
+    spec = relative if task.kind is TaskKind.BACKTEST else {**task.spec, "backtest": relative}
+    return dataclasses.replace(task, spec=spec)
+
+
 def run_task(work: Path) -> int:
     """Run the task in ``work``; write result.json; return the exit code."""
     task = Task.read(work)
@@ -83,9 +101,13 @@ def run_task(work: Path) -> int:
     if task.limits.cpu_seconds is not None:
         _limit_exceeded(task.limits)
     try:
+        if os.environ.get(STRICT_ENV) == "1":  # the sandbox's strict mode: imports done, the job's code not loaded
+            enter_strict_mode()
+        task = _unpack(task, work)
         result = _dispatch(task, work)
     except UserError as exc:
-        return _user_error(str(exc), work)
+        hit = limit_hit(exc, task.limits)
+        return _user_error(f"{hit}; raise the limit or use less:\n{exc}" if hit else str(exc), work)
     except ValidationError as exc:  # the job's own settings (engine, backtest) are invalid: the user's to fix
         return _user_error(f"the job's settings are invalid; fix them and submit again:\n{exc}", work)
     except SystemExit as exc:

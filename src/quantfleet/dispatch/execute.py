@@ -6,16 +6,23 @@ lease while it runs (killing the child's whole process tree when the job is
 cancelled, the lease is lost or the wall-clock limit passes), then upload the
 child's results and record the outcome, fenced by the attempt number:
 
-========================================  ==============================================
-the child                                 the job
-========================================  ==============================================
-exits 0                                   ``succeeded``, with metrics and artifacts
-exits 2 (a user error)                    ``failed``, the message (user's traceback first)
-passes the wall-clock or CPU limit        ``timed_out``
-is cancelled                              ``cancelled`` (killed within a second or two)
-dies otherwise (a signal, another code)   released: re-queued, ``dead`` after 3 attempts
-loses its lease (the heartbeat is stale)  killed; results dropped, nothing recorded
-========================================  ==============================================
+==============================================  ==============================================
+the child                                       the job
+==============================================  ==============================================
+exits 0                                         ``succeeded``, with metrics and artifacts
+exits 2 (a user error)                          ``failed``, the message (user's traceback first)
+passes the wall-clock or CPU limit              ``timed_out``
+writes more than its output limit               ``failed``: killed at the cap, the log keeps the start
+is killed at its memory or file-size limit      ``failed``, naming the limit and its value (sandbox)
+dies of a signal nobody of ours sent            ``failed``, naming the signal (sandbox)
+is cancelled                                    ``cancelled`` (killed within a second or two)
+cannot start, or dies otherwise                 released: re-queued, ``dead`` after 3 attempts
+loses its lease (the heartbeat is stale)        killed; results dropped, nothing recorded
+==============================================  ==============================================
+
+Failures of the job's own are never retried; infrastructure failures are.
+Unsandboxed (a trusted launcher without verdicts), a death by signal counts as
+the infrastructure's.
 
 The lease is renewed by one heartbeat thread per attempt (:class:`Beat`),
 from the claim until the outcome is recorded: uploading a big run folder or
@@ -27,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import functools
 import logging
 import os
@@ -50,7 +58,9 @@ from quantfleet.dispatch.limits import CPU_HARD_GRACE_S, MIB, Limits
 from quantfleet.dispatch.logs import LogPump
 from quantfleet.dispatch.task import EXIT_OK, EXIT_USER, OUT_DIR, DataRef, Task, TaskKind, read_result
 from quantfleet.jobs import ArtifactIn, Claim, JobService, JobSpec, JobState, Outcome
+from quantfleet.jobs import Limits as JobLimits
 from quantfleet.jobs.errors import DatabaseUnavailable
+from quantfleet.sandbox.isolation.verdict import VerdictKind
 
 __all__ = [
     "Attempt",
@@ -121,12 +131,20 @@ def fans_out(request: dict[str, Any]) -> bool:
 
 def limits_of(spec: JobSpec, *, log_bytes: int | None = None) -> Limits:
     """Return the child's resource limits from the job's."""
-    extra = {"log_bytes": log_bytes} if log_bytes is not None else {}
+    asked = spec.limits
     return Limits(
-        cpu_seconds=spec.limits.cpu_time_s,
-        wall_seconds=spec.limits.wall_time_s,
-        memory_bytes=spec.limits.memory_mb * MIB,
-        **extra,
+        cpu_seconds=asked.cpu_time_s,
+        wall_seconds=asked.wall_time_s,
+        memory_bytes=asked.memory_mb * MIB,
+        file_size_bytes=asked.file_size_mb * MIB,
+        open_files=asked.open_files,
+        log_bytes=log_bytes if log_bytes is not None else int(asked.log_mb * MIB),
+        cpus=asked.cpus,
+        processes=asked.processes,
+        work_bytes=asked.work_mb * MIB,
+        work_files=asked.work_files,
+        artifact_files=asked.artifact_files,
+        artifact_bytes=asked.artifact_mb * MIB,
     )
 
 
@@ -138,6 +156,7 @@ class Ending(StrEnum):
     STALE = "stale"
     TIMED_OUT = "timed_out"
     SHUTDOWN = "shutdown"
+    OUTPUT_CAP = "output_cap"
 
 
 @dataclass(frozen=True)
@@ -146,16 +165,26 @@ class End:
 
     ending: Ending
     code: int | None
-    verdict: str | None = None  # a sandboxed child's own account of a user failure (a limit it hit)
+    verdict: str | None = None
+    """A sandboxed child's own account of its end (the limit it hit, the signal that killed it)."""
+    kind: VerdictKind | None = None
+    """The kind of that verdict; None for an unsandboxed child."""
 
 
-def _user_verdict(child: ChildProcess) -> str | None:
-    """Return the message of a sandboxed child's user failure (memory, file size, ...), None otherwise."""
+_LIMIT_NAMES = {
+    VerdictKind.MEMORY: "limits.memory_mb",
+    VerdictKind.FILE_SIZE: "limits.file_size_mb",
+    VerdictKind.WORK_FULL: "limits.work_mb",
+}
+
+
+def _verdict(child: ChildProcess) -> tuple[str | None, VerdictKind | None]:
+    """Return a sandboxed child's verdict (message, kind), or (None, None) for a launcher without verdicts."""
     verdict = getattr(child, "verdict", None)
     if verdict is None:
-        return None
+        return None, None
     found = verdict()
-    return str(found.message) if getattr(found, "user_failure", False) else None
+    return str(found.message), VerdictKind(found.kind)
 
 
 def _describe(code: int | None) -> str:
@@ -229,42 +258,69 @@ def _check_artifact_name(name: str) -> None:
         )
 
 
-def artifact_files(out: Path) -> list[tuple[str, int]]:
-    """Return ``(name, fd)`` of every regular file under ``out``, opened without following any symlink.
+def _refuse(name: str, why: str) -> UserError:
+    return UserError(
+        f"the job left out/{name}, {why}; the worker collects regular files only (one link each, never "
+        "following a link), so the job fails: write the results as plain files under out/"
+    )
 
-    Symlinks (to files or folders) and special files are skipped: the child
-    controls ``out/`` and must not make the worker read a file of its own.
-    Every folder and file is opened relative to its parent's descriptor with
-    ``O_NOFOLLOW``, so nothing swapped in meanwhile is followed either. Raise
-    UserError on a name that is not a safe relative path; the caller closes the fds.
+
+def artifact_files(out: Path, *, max_files: int = 100, max_bytes: int = 1024 * MIB) -> list[tuple[str, int]]:
+    """Return ``(name, fd)`` of every file under ``out``, opened without ever following a link.
+
+    The child controls ``out/``: a symlink (``metrics.json -> /etc/shadow``),
+    a hard link (a second name of a file elsewhere), a device or a FIFO among
+    its files fails the job (UserError naming it), as do more than
+    ``max_files`` files or more than ``max_bytes`` in all. Every folder and
+    file is opened relative to its parent's descriptor with ``O_NOFOLLOW``, so
+    nothing swapped in meanwhile is followed either, and checked on the opened
+    descriptor (``fstat``). No ``out/`` at all: nothing. The caller closes the fds.
     """
     found: list[tuple[str, int]] = []
-    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
     try:
         root = os.open(out, flags | os.O_DIRECTORY)
-    except OSError:
-        return found  # no out/ (or it is a symlink): nothing to upload
+    except FileNotFoundError:
+        return found
+    except OSError as exc:
+        raise _refuse("", f"which is not a folder ({exc.strerror})") from exc
+    total = 0
 
     def walk(dir_fd: int, prefix: str) -> None:
+        nonlocal total
         with os.scandir(dir_fd) as entries:
             names = sorted(e.name for e in entries)
         for entry in names:
             name = f"{prefix}{entry}"
             try:
-                fd = os.open(entry, flags | os.O_NONBLOCK, dir_fd=dir_fd)
-            except OSError:
-                continue  # a symlink (ELOOP), gone, or unreadable: skipped
-            kind = os.fstat(fd).st_mode
-            if stat.S_ISDIR(kind):
+                fd = os.open(entry, flags, dir_fd=dir_fd)
+            except OSError as exc:
+                kind = "a symbolic link" if exc.errno in (errno.ELOOP, errno.EMLINK) else exc.strerror
+                raise _refuse(name, f"which is {kind}") from exc
+            info = os.fstat(fd)
+            if stat.S_ISDIR(info.st_mode):
                 try:
                     walk(fd, f"{name}/")
                 finally:
                     os.close(fd)
-            elif stat.S_ISREG(kind):
-                found.append((name, fd))
-                _check_artifact_name(name)
-            else:
-                os.close(fd)
+                continue
+            found.append((name, fd))
+            if not stat.S_ISREG(info.st_mode):
+                raise _refuse(name, "which is not a regular file (a device, FIFO or socket)")
+            if info.st_nlink != 1:
+                raise _refuse(name, f"which has {info.st_nlink} links (a hard link to another file)")
+            _check_artifact_name(name)
+            total += info.st_size
+            if len(found) > max_files:
+                raise UserError(
+                    f"the job left more than its limit of {max_files} result files in out/; write fewer "
+                    "(combine them), or raise limits.artifact_files"
+                )
+            if total > max_bytes:
+                raise UserError(
+                    f"the job's result files in out/ pass its limit of {max_bytes / MIB:,.0f} MiB in all; "
+                    "write less, or raise limits.artifact_mb"
+                )
 
     try:
         walk(root, "")
@@ -349,7 +405,7 @@ class Attempt:
         self.pid = child.pid
         pump = LogPump(child.output, log).start()
         try:
-            end = self._supervise(child)
+            end = self._supervise(child, pump)
         finally:
             child.kill_tree(grace=self.kill_grace)  # whatever it left in its group
             pump.join(timeout=10)
@@ -377,15 +433,19 @@ class Attempt:
         if lost:
             self.log_note = f"the job's log is incomplete: the log store failed ({error or pump.error})"
 
-    def _supervise(self, child: ChildProcess) -> End:
+    def _supervise(self, child: ChildProcess, pump: LogPump) -> End:
         wall = self.claim.spec.limits.wall_time_s
+        output_cap = limits_of(self.claim.spec).log_bytes
         started = time.monotonic()
         tick = min(0.1, self.heartbeat_every)
         while True:
             now = time.monotonic()
             code = child.wait(max(0.0, min(tick, started + wall - now)))
+            if pump.bytes_read > output_cap:  # an unbounded stdout: stopped at the cap, whether it ended or not
+                child.kill_tree(grace=0)
+                return End(Ending.OUTPUT_CAP, child.wait(0))
             if code is not None:
-                return End(Ending.EXITED, code, _user_verdict(child))
+                return End(Ending.EXITED, code, *_verdict(child))
             self.cpu_used = _cpu_seconds(child.pid) or self.cpu_used
             now = time.monotonic()
             if now >= started + wall:
@@ -406,12 +466,13 @@ class Attempt:
     def upload(self) -> list[ArtifactIn]:
         """Upload every regular file the child wrote under out/, named by its path there.
 
-        Symlinks and special files are skipped (see :func:`artifact_files`);
+        A symlink, hard link or special file fails the job (see :func:`artifact_files`);
         each file is copied from its descriptor into a folder of the worker's
         before the upload, so what is uploaded is what was opened. A file name
         that is not a safe relative path fails the job (UserError).
         """
-        files = artifact_files(self.work / OUT_DIR)
+        limits = limits_of(self.claim.spec)
+        files = artifact_files(self.work / OUT_DIR, max_files=limits.artifact_files, max_bytes=limits.artifact_bytes)
         put = self.service.put_artifact_file
         uploaded: list[ArtifactIn] = []
         try:
@@ -443,32 +504,15 @@ class Attempt:
         limits = self.claim.spec.limits
         if end.ending is Ending.STALE:
             return None
-        if end.ending is Ending.CANCELLED:
-            outcome = Outcome(state=JobState.CANCELLED, error="cancelled while running")
-        elif end.ending is Ending.TIMED_OUT:
-            outcome = Outcome(
-                state=JobState.TIMED_OUT,
-                error=f"the job ran longer than its wall-clock limit of {limits.wall_time_s:g} s; "
-                "raise the limit or shorten the backtest",
-            )
-        elif end.ending is Ending.SHUTDOWN:
+        if end.ending is Ending.SHUTDOWN:
             self.release("the worker shut down before the job ended", penalty=False)
             return None
-        elif end.code == EXIT_OK and (result := read_result(self.work)) is not None:
-            outcome = Outcome(state=JobState.SUCCEEDED, metrics=result.metrics, artifacts=self.upload())
-        elif end.code == EXIT_USER:
-            result = read_result(self.work)
-            outcome = Outcome(state=JobState.FAILED, error=(result.message if result else None) or "the job failed")
-        elif end.code in (-signal.SIGXCPU, 128 + signal.SIGXCPU) or self._killed_at_cpu_limit(end):
-            outcome = Outcome(
-                state=JobState.TIMED_OUT,
-                error=f"the job used more than its CPU-time limit of {limits.cpu_time_s:g} s; raise the limit",
-            )
-        elif end.verdict is not None:  # the sandbox saw the job hit a limit: the job's failure, not retried
-            outcome = Outcome(state=JobState.FAILED, error=f"{end.verdict}; raise the limit or use less")
-        else:
+        outcome = self._judge(end, limits)
+        if outcome is None:
             result = read_result(self.work)
             detail = f": {result.message}" if result and result.message else ""
+            if end.kind is VerdictKind.INFRA and end.verdict:
+                detail = f": {end.verdict}{detail}"
             self.release(f"the job's process ended unexpectedly ({_describe(end.code)}){detail}")
             return None
         if self.log_note:
@@ -476,6 +520,39 @@ class Attempt:
             outcome = dataclasses.replace(outcome, error=error)
         self.finish(outcome)
         return outcome
+
+    def _judge(self, end: End, limits: JobLimits) -> Outcome | None:
+        """Return the outcome of an ending that is the job's (success or user failure); None: infrastructure."""
+        if end.ending is Ending.CANCELLED:
+            return Outcome(state=JobState.CANCELLED, error="cancelled while running")
+        if end.ending is Ending.TIMED_OUT or end.kind is VerdictKind.WALL:
+            return Outcome(
+                state=JobState.TIMED_OUT,
+                error=f"the job ran longer than its wall-clock limit of {limits.wall_time_s:g} s; "
+                "raise limits.wall_time_s or shorten the backtest",
+            )
+        if end.ending is Ending.OUTPUT_CAP:
+            return Outcome(
+                state=JobState.FAILED,
+                error=f"the job wrote more than its output limit of {limits.log_mb:g} MiB to stdout and stderr, "
+                "so it was stopped (its log keeps the first part); print less, or raise limits.log_mb",
+            )
+        if end.kind in _LIMIT_NAMES:  # the sandbox saw it hit a limit
+            return Outcome(state=JobState.FAILED, error=f"{end.verdict}; raise {_LIMIT_NAMES[end.kind]} or use less")
+        cpu_kill = end.code in (-signal.SIGXCPU, 128 + signal.SIGXCPU) or self._killed_at_cpu_limit(end)
+        if end.kind is VerdictKind.CPU or (cpu_kill and limits.cpu_time_s is not None):
+            return Outcome(
+                state=JobState.TIMED_OUT,
+                error=f"the job used more than its CPU-time limit of {limits.cpu_time_s:g} s; raise limits.cpu_time_s",
+            )
+        if end.code == EXIT_OK and (result := read_result(self.work)) is not None:
+            return Outcome(state=JobState.SUCCEEDED, metrics=result.metrics, artifacts=self.upload())
+        if end.code == EXIT_USER:
+            result = read_result(self.work)
+            return Outcome(state=JobState.FAILED, error=(result.message if result else None) or "the job failed")
+        if end.kind is VerdictKind.SIGNAL:  # the job's own process died of a signal nobody of ours sent
+            return Outcome(state=JobState.FAILED, error=f"{end.verdict}; the job's code (or a library) crashed")
+        return None
 
     def _killed_at_cpu_limit(self, end: End) -> bool:
         """Return whether the child died of SIGKILL at its hard CPU limit (it ignored or outlived SIGXCPU)."""
@@ -490,9 +567,14 @@ class Attempt:
         return self.finish(Outcome(state=JobState.FAILED, error=message))
 
     def cleanup(self) -> None:
-        """Delete the work folder (unless kept for debugging)."""
-        if not self.keep_work:
-            shutil.rmtree(self.work, ignore_errors=True)
+        """Delete the work folder (unless kept for debugging), and the sandbox's tmpfs under it at once."""
+        if self.keep_work:
+            return
+        release = getattr(self.launcher, "release", None)
+        if callable(release):
+            with contextlib.suppress(InfrastructureError):
+                release(self.work)
+        shutil.rmtree(self.work, ignore_errors=True)
 
     def run(self, kind: TaskKind, spec: dict[str, Any], *, extra: dict[str, Any] | None = None) -> End:
         """Prepare and run the child; an infrastructure failure of ours releases the attempt."""

@@ -378,14 +378,18 @@ LAUNCHERS = ("forkserver", "subprocess", "bubblewrap")
 """The child launchers a worker can use (``QUANTFLEET_WORKER_LAUNCHER`` or ``--launcher``)."""
 
 
-def default_launcher(env: Mapping[str, str], *, kind: str = "forkserver") -> ChildLauncher:
-    """Return the launcher named ``kind``: ``forkserver`` (default), ``subprocess`` or ``bubblewrap`` (sandboxed)."""
+def default_launcher(env: Mapping[str, str], *, kind: str = "forkserver", strict: bool = False) -> ChildLauncher:
+    """Return the launcher named ``kind``: ``forkserver`` (default), ``subprocess`` or ``bubblewrap`` (sandboxed).
+
+    ``strict``: the sandbox's seccomp strict mode (no exec or fork once the child started; bubblewrap only).
+    """
     if kind == "subprocess":
         return SubprocessLauncher(env)
     if kind == "forkserver":
         return ForkServerLauncher(env)
     if kind == "bubblewrap":
         from quantfleet.dispatch.sandboxed import BubblewrapLauncher  # it builds on this module
+        from quantfleet.sandbox.isolation import IsolationConfig
 
-        return BubblewrapLauncher(env)
+        return BubblewrapLauncher(env, config=IsolationConfig(strict=strict))
     raise ConfigError(f"unknown launcher {kind!r}; use one of {', '.join(LAUNCHERS)}")

@@ -14,16 +14,21 @@ strategy file is loaded:
   files) and ``RLIMIT_CORE = 0`` (no core dumps filling the disk).
 
 Processes per user (``RLIMIT_NPROC``) counts every process of the worker's
-user, not the job's, so it waits for the sandbox issue (cgroups' pids.max).
+user, not the job's: only the sandbox (one uid per slot, and the cgroup's
+``pids.max``) limits processes.
+
+:func:`limit_hit` names the limit behind an error the job's code raised
+(a file too large, ``/work`` full, too many open files or processes).
 """
 
 from __future__ import annotations
 
+import errno
 import resource
 from dataclasses import asdict, dataclass
 from typing import Any
 
-__all__ = ["DEFAULT_LIMITS", "Limits", "apply_limits"]
+__all__ = ["DEFAULT_LIMITS", "Limits", "apply_limits", "limit_hit"]
 
 MIB = 1024**2
 CPU_HARD_GRACE_S = 5
@@ -32,14 +37,27 @@ CPU_HARD_GRACE_S = 5
 
 @dataclass(frozen=True, kw_only=True)
 class Limits:
-    """What one job may use; ``None`` means no limit of that kind."""
+    """What one job may use; ``None`` means no limit of that kind.
+
+    The child applies the per-process ones itself (:func:`apply_limits`); the
+    sandbox applies them all from outside (its cgroup, tmpfs and rlimits), and
+    then turns ``memory_rlimit`` off: memory is the cgroup's job there.
+    """
 
     cpu_seconds: float | None = None
     wall_seconds: float | None = None
     memory_bytes: int | None = None
+    memory_rlimit: bool = True
+    """Apply ``memory_bytes`` as ``RLIMIT_DATA`` (without a cgroup, the only memory limit there is)."""
     file_size_bytes: int | None = 2048 * MIB
     open_files: int | None = 1024
     log_bytes: int = 10 * MIB
+    cpus: float = 1.0
+    processes: int = 256
+    work_bytes: int = 2048 * MIB
+    work_files: int = 10_000
+    artifact_files: int = 100
+    artifact_bytes: int = 1024 * MIB
 
     def to_json(self) -> dict[str, Any]:
         """Return the limits as the child's job.json holds them."""
@@ -85,10 +103,40 @@ def apply_limits(limits: Limits) -> None:
         spent = used.ru_utime + used.ru_stime
         soft = int(spent + limits.cpu_seconds + 0.999)
         _lower(resource.RLIMIT_CPU, soft, soft + CPU_HARD_GRACE_S)
-    if limits.memory_bytes is not None:
+    if limits.memory_bytes is not None and limits.memory_rlimit:
         # Counted beyond what the child already holds (a forked child shares the server's imported libraries).
         _lower(resource.RLIMIT_DATA, _data_bytes() + limits.memory_bytes)
     if limits.file_size_bytes is not None:
         _lower(resource.RLIMIT_FSIZE, limits.file_size_bytes)
     if limits.open_files is not None:
         _lower(resource.RLIMIT_NOFILE, limits.open_files)
+
+
+def _mib(n: int | None) -> str:
+    return "none" if n is None else f"{n / MIB:,.0f} MiB"
+
+
+def limit_hit(exc: BaseException, limits: Limits) -> str | None:
+    """Return the limit an error of the job's code (or its cause) shows it hit, in words; None if none."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError):
+            code = current.errno
+            if code == errno.EFBIG:
+                return (
+                    f"the job wrote a file larger than its file-size limit of {_mib(limits.file_size_bytes)} "
+                    "(limits.file_size_mb)"
+                )
+            if code in (errno.ENOSPC, errno.EDQUOT):
+                return (
+                    f"the job filled its /work (limits.work_mb = {_mib(limits.work_bytes)}, "
+                    f"limits.work_files = {limits.work_files:,} files)"
+                )
+            if code in (errno.EMFILE, errno.ENFILE):
+                return f"the job opened more files than its limit of {limits.open_files} (limits.open_files)"
+        if isinstance(current, RuntimeError) and "can't start new thread" in str(current):
+            return f"the job started more threads than its limit of {limits.processes} (limits.processes)"
+        current = current.__cause__ or current.__context__
+    return None

@@ -8,8 +8,9 @@ from collections.abc import Callable
 
 from quantfleet.core.settings import Settings
 from quantfleet.data.storage import is_remote
-from quantfleet.dispatch.launcher import LAUNCHERS, child_environment, default_launcher
+from quantfleet.dispatch.launcher import LAUNCHERS, ChildLauncher, child_environment
 from quantfleet.dispatch.task import DataRef
+from quantfleet.dispatch.trusted import launcher_from_settings
 from quantfleet.dispatch.worker import Worker, WorkerConfig, default_worker_name
 from quantfleet.jobs import JobId, JobService
 
@@ -21,14 +22,16 @@ def worker_from_settings(
     *,
     slots: int | None = None,
     name: str | None = None,
-    launcher: str | None = None,
+    launcher: str | ChildLauncher | None = None,
     poll_seconds: float = 0.05,
     service: JobService | None = None,
 ) -> Worker:
     """Return a worker on the settings' database, object store and data, its launcher started.
 
-    Without ``service``, one is opened whose ``notify`` wakes this worker, so
-    jobs submitted in this process start at once.
+    ``launcher``: a launcher's name (checked against the sandbox policy, see
+    :mod:`quantfleet.dispatch.trusted`; default the settings'), or a launcher
+    the caller built and vouches for. Without ``service``, one is opened whose
+    ``notify`` wakes this worker, so jobs submitted in this process start at once.
     """
     holder: list[Worker] = []
 
@@ -39,7 +42,10 @@ def worker_from_settings(
     jobs = service or JobService.from_settings(settings, notify=notify)
     data = DataRef.from_settings(settings)
     env = child_environment(os.environ, remote_data=is_remote(data.url))
-    child_launcher = default_launcher(env, kind=launcher or settings.worker_launcher)
+    if launcher is None or isinstance(launcher, str):
+        child_launcher = launcher_from_settings(settings, env, service=jobs, kind=launcher)
+    else:
+        child_launcher = launcher
     start = getattr(child_launcher, "start", None)
     if start is not None:
         start()  # the fork server starts now, with the scrubbed environment, before any slot thread

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from quantfleet.core.errors import InfrastructureError
 from quantfleet.dispatch.limits import Limits
-from quantfleet.dispatch.task import TASK_FILE, Task
+from quantfleet.dispatch.task import EXIT_USER, TASK_FILE, Task
 from quantfleet.sandbox.isolation import (
     DEFAULT_SANDBOX_LIMITS,
     Bind,
@@ -36,10 +36,12 @@ from quantfleet.sandbox.isolation import (
     SandboxLimits,
     SelfTestReport,
     Verdict,
+    VerdictKind,
     require_sandbox,
     sandbox_self_test,
 )
 from quantfleet.sandbox.isolation.bwrap import RESERVED
+from quantfleet.sandbox.isolation.limits import MIB
 
 __all__ = ["BubblewrapLauncher", "SandboxedChild", "sandbox_limits"]
 
@@ -50,12 +52,17 @@ _DATA_INSIDE = Path("/run/quantfleet/data")
 
 
 def sandbox_limits(limits: Limits, defaults: SandboxLimits = DEFAULT_SANDBOX_LIMITS) -> SandboxLimits:
-    """Return the sandbox's limits for a child's: memory, file size and CPU time from the job, the rest defaults."""
+    """Return the sandbox's limits for a job's: every one from the job, ``/tmp`` and ``/dev/shm`` from ``defaults``."""
     return replace(
         defaults,
         wall_seconds=limits.wall_seconds,
+        cpus=limits.cpus,
         memory_bytes=limits.memory_bytes or defaults.memory_bytes,
-        file_size_bytes=min(limits.file_size_bytes or defaults.file_size_bytes, defaults.file_size_bytes),
+        pids=limits.processes,
+        open_files=limits.open_files or defaults.open_files,
+        file_size_bytes=limits.file_size_bytes or defaults.file_size_bytes,
+        work_bytes=limits.work_bytes,
+        work_inodes=limits.work_files,
         cpu_seconds=None if limits.cpu_seconds is None else limits.cpu_seconds + CPU_STARTUP_ALLOWANCE_S,
     )
 
@@ -63,9 +70,10 @@ def sandbox_limits(limits: Limits, defaults: SandboxLimits = DEFAULT_SANDBOX_LIM
 class SandboxedChild:
     """A job's child in the sandbox (the ``ChildProcess`` protocol, plus :meth:`verdict`)."""
 
-    def __init__(self, process: SandboxedProcess, on_close: object) -> None:
+    def __init__(self, process: SandboxedProcess, on_close: object, *, work: Path | None = None) -> None:
         self._process = process
         self._on_close = on_close
+        self._work = work
 
     @property
     def pid(self) -> int:
@@ -86,8 +94,29 @@ class SandboxedChild:
         self._process.kill_tree(grace=grace)
 
     def verdict(self) -> Verdict:
-        """Return how the child ended, naming the limit it hit (call after it ended)."""
-        return self._process.verdict()
+        """Return how the child ended, naming the limit it hit (call after it ended).
+
+        A child that exited oddly (not 0, not a user error's 2) with its ``/work``
+        full filled it: it could not even write its result, so the worker names the limit.
+        """
+        found = self._process.verdict()
+        if found.kind is VerdictKind.EXIT and self._process.wait(0) != EXIT_USER and self._work_full():
+            limits = self._process.limits
+            return Verdict(
+                VerdictKind.WORK_FULL,
+                f"the job filled its /work (limits.work_mb = {limits.work_bytes / MIB:,.0f} MiB, "
+                f"limits.work_files = {limits.work_inodes:,} files)",
+            )
+        return found
+
+    def _work_full(self) -> bool:
+        if self._work is None:
+            return False
+        try:
+            info = os.statvfs(self._work)
+        except OSError:
+            return False
+        return info.f_bavail * info.f_frsize < 64 * 1024 or info.f_favail == 0
 
     def close(self) -> None:
         """Kill what is left, check and remove the cgroup, free the slot (the work folder stays for the results)."""
@@ -154,6 +183,13 @@ class BubblewrapLauncher:
         (work / TASK_FILE).write_text(json.dumps(body, indent=2, sort_keys=True))
         return [Bind(source, target)]
 
+    @staticmethod
+    def _memory_by_cgroup(work: Path) -> None:
+        """Tell the child not to limit its data segment: the cgroup limits memory (a data limit breaks threads)."""
+        body = json.loads((work / TASK_FILE).read_text())
+        body["limits"] = {**body["limits"], "memory_rlimit": False}
+        (work / TASK_FILE).write_text(json.dumps(body, indent=2, sort_keys=True))
+
     def launch(self, work: Path) -> SandboxedChild:
         """Start the child on ``work`` in the sandbox."""
         self._collect()
@@ -161,6 +197,7 @@ class BubblewrapLauncher:
         task = Task.read(work)
         limits = sandbox_limits(task.limits, self.limits)
         binds = self._data_binds(work)
+        self._memory_by_cgroup(work)
         slot = sandbox.acquire_slot()
         try:
             sandbox.mount_work(work, limits=limits, slot=slot)
@@ -177,13 +214,15 @@ class BubblewrapLauncher:
             with self._lock:
                 self._mounted[work] = True
 
-        return SandboxedChild(process, closed)
+        return SandboxedChild(process, closed, work=work)
 
     def release(self, work: Path) -> None:
         """Remove ``work``'s tmpfs now (the worker read the results); else done once the folder is emptied."""
         with self._lock:
-            self._mounted.pop(work, None)
-        self.sandbox.unmount_work(work)
+            mounted = self._mounted.pop(work, None) is not None
+            sandbox = self._sandbox
+        if mounted and sandbox is not None:
+            sandbox.unmount_work(work)
 
     def _collect(self) -> None:
         """Unmount the work tmpfs of every closed child whose folder the worker emptied (its cleanup)."""

@@ -91,6 +91,17 @@ class SimBroker:
         self.open.append(order)
         return order
 
+    def resume(self, order: Order, *, expires_day: int | None = None) -> None:
+        """Take back an order accepted earlier (a paper account's open order), keeping its id and state.
+
+        ``expires_day`` (UTC days since 1970) is the last day a day order may fill in.
+        """
+        self.orders.append(order)
+        self.open.append(order)
+        if expires_day is not None:
+            self._expires[order.id] = expires_day
+        self._next_id = max(self._next_id, order.id + 1)
+
     def _check(self, order: Order, mark: float) -> str:
         if order.symbol not in self._index:
             return f"{order.symbol} is not in the universe ({', '.join(self._feed.symbols[:10])})"

@@ -107,6 +107,8 @@ class SimContext:
         self.universe: tuple[str, ...] = universe or feed.symbols
         self._fields = frozenset(fields or FIELDS)
         self.random = np.random.default_rng(seed)
+        # A deployment keeps this between runs; a backtest is one run, so it starts empty.
+        self.state: dict[str, Any] = {}
         self.log = _BarLog(logger, {"ctx": self})
         self.subscriptions: dict[str, Any] = {}
         # Each line and its values; the loop appends one value per bar to every line.

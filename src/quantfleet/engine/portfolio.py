@@ -95,6 +95,17 @@ class SimPortfolio:
 
     # -- bookkeeping ---------------------------------------------------------
 
+    def restore(self, cash: float, positions: Mapping[str, Position]) -> None:
+        """Set the books to ``cash`` and ``positions`` (a paper account read back from its database)."""
+        index = {s: j for j, s in enumerate(self._symbols)}
+        for symbol, held in positions.items():
+            if held.quantity:
+                j = index[symbol]
+                self._positions[symbol] = Position(symbol, held.quantity, held.average_cost, held.realized_pnl)
+                self.quantity[j] = held.quantity
+                self._held[j] = held.quantity
+        self._cash = cash
+
     def equity_at(self, j: int, price: float, prices: np.ndarray) -> float:
         """Return equity with symbol ``j`` marked at ``price`` and the rest at ``prices``."""
         if not self._held:

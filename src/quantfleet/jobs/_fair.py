@@ -107,6 +107,8 @@ def pick_fair(conn: Connection) -> Mapping[Any, Any] | None:
                     jobs.c.state == JobState.QUEUED.value,
                     jobs.c.priority == group["priority"],
                     jobs.c.owner == group["owner"],
+                    # A live run is claimed by id by the live runner, which holds the broker's credentials.
+                    jobs.c.kind != "live",
                 )
                 .order_by(jobs.c.seq)
                 .limit(1)

@@ -12,6 +12,7 @@ __all__ = [
     "IdempotencyConflict",
     "IllegalTransition",
     "JobNotFound",
+    "LimitAboveMaximum",
     "ObjectNotFound",
     "ParentNotActive",
     "QuotaExceeded",
@@ -55,3 +56,13 @@ class QuotaExceeded(UserError):
         self.owner = owner
         self.limit = limit
         self.quota = quota
+
+
+class LimitAboveMaximum(UserError):
+    """A job asked for more of a resource than the installation allows; the message names the maximum."""
+
+    def __init__(self, message: str, *, limit: str, value: float, maximum: float) -> None:
+        super().__init__(message)
+        self.limit = limit
+        self.value = value
+        self.maximum = maximum

@@ -37,6 +37,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection
 
 from quantfleet.core.errors import ConfigError, StorageUnavailable, UserError
+from quantfleet.core.settings import LimitMaxima
 from quantfleet.jobs._fair import check_queued_quota
 from quantfleet.jobs._records import (
     add_event,
@@ -51,7 +52,7 @@ from quantfleet.jobs._records import (
 from quantfleet.jobs._worker import WorkerSide
 from quantfleet.jobs.clock import Clock, SystemClock
 from quantfleet.jobs.errors import CodeNotFound, IdempotencyConflict, JobNotFound, ParentNotActive
-from quantfleet.jobs.logs import LOG_CAP_BYTES, LogWriter, read_parts
+from quantfleet.jobs.logs import LogWriter, read_parts
 from quantfleet.jobs.models import (
     Artifact,
     Attempt,
@@ -99,9 +100,14 @@ class JobService(WorkerSide):
         max_attempts: int = 3,
         lease_seconds: float = 30.0,
         notify: Notify | None = None,
-        log_cap_bytes: int = LOG_CAP_BYTES,
+        log_cap_bytes: int | None = None,
+        limits_max: LimitMaxima | None = None,
     ) -> None:
-        """Use ``db`` (already upgraded) and ``objects``; ``clock`` defaults to the system clock."""
+        """Use ``db`` (already upgraded) and ``objects``; ``clock`` defaults to the system clock.
+
+        ``log_cap_bytes``: every attempt's log cap (default: the job's ``limits.log_mb``);
+        ``limits_max``: the most a submission may ask for (default: :class:`LimitMaxima`'s defaults).
+        """
         if max_attempts < 1:
             raise ConfigError(f"max_attempts {max_attempts}: give 1 or more (QUANTFLEET_MAX_ATTEMPTS)")
         if lease_seconds <= 0:
@@ -112,6 +118,7 @@ class JobService(WorkerSide):
         self.max_attempts = max_attempts
         self.lease = timedelta(seconds=lease_seconds)
         self.log_cap_bytes = log_cap_bytes
+        self.limits_max = limits_max or LimitMaxima()
         self._notify = notify
 
     @classmethod
@@ -134,6 +141,7 @@ class JobService(WorkerSide):
             max_attempts=settings.max_attempts,
             lease_seconds=settings.lease_seconds,
             notify=notify,
+            limits_max=settings.limits_max,
         )
 
     def _tell(self, job_ids: Sequence[JobId]) -> None:
@@ -189,7 +197,9 @@ class JobService(WorkerSide):
         Raises ``CodeNotFound`` if the code was not uploaded with :meth:`put_code`,
         ``IdempotencyConflict`` if the key was used for a different spec,
         ``UserError`` if ``spec.parent`` is set (only :meth:`submit_children`
-        makes children; a rerun of a child clears it), ``QuotaExceeded`` if the
+        makes children; a rerun of a child clears it), ``LimitAboveMaximum`` if
+        a limit asked for is above the installation's maximum (a default above one is
+        lowered to it), ``QuotaExceeded`` if the
         owner already has as many queued jobs as its ``max_queued`` quota allows
         (a sweep's children, queued by :meth:`submit_children`, are part of an
         accepted job and are never refused; they do count towards the quota).
@@ -202,6 +212,9 @@ class JobService(WorkerSide):
             )
         if idempotency_key is not None and not (0 < len(idempotency_key) <= 200):
             raise UserError("an idempotency key must have 1 to 200 characters")
+        limits = spec.limits.within(self.limits_max)
+        if limits is not spec.limits:  # a default above an admin's lower maximum: the job runs at the maximum
+            spec = spec.model_copy(update={"limits": limits})
         self._require_code([spec])
         try:
             job, created = self._submit_once(spec, idempotency_key)
@@ -421,12 +434,7 @@ class JobService(WorkerSide):
 
     def finished_since(self, since: datetime, *, limit: int = 10_000) -> builtins.list[Job]:
         """Return jobs that ended after ``since``, oldest end first (at most ``limit``)."""
-        query = (
-            sa.select(jobs)
-            .where(jobs.c.finished_at > since)
-            .order_by(jobs.c.finished_at, jobs.c.seq)
-            .limit(limit)
-        )
+        query = sa.select(jobs).where(jobs.c.finished_at > since).order_by(jobs.c.finished_at, jobs.c.seq).limit(limit)
         with self.db.read() as conn:
             return [job_from_row(row) for row in conn.execute(query).mappings().all()]
 
@@ -450,7 +458,8 @@ class JobService(WorkerSide):
 
     def log_writer(self, claim: Claim) -> LogWriter:
         """Return a writer of this attempt's log: ``write`` buffers, ``flush`` stores one part, ``close`` flushes."""
-        return LogWriter(self.objects, claim.job_id, claim.attempt, cap_bytes=self.log_cap_bytes)
+        cap = self.log_cap_bytes if self.log_cap_bytes is not None else int(claim.spec.limits.log_mb * 1024 * 1024)
+        return LogWriter(self.objects, claim.job_id, claim.attempt, cap_bytes=cap)
 
     def read_log(self, job_id: JobId, *, attempt: int | None = None, offset: int = 0) -> LogChunk:
         """Return the log of an attempt (default: the latest) from byte ``offset``; follow with ``next_offset``."""

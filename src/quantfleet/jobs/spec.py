@@ -16,10 +16,11 @@ import re
 import uuid
 from datetime import date
 from enum import StrEnum
-from typing import Any, NewType
+from typing import Any, Literal, NewType
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from quantfleet.core.settings import LimitMaxima
 from quantfleet.core.types import Frequency
 
 __all__ = ["CodeRef", "JobId", "JobKind", "JobSpec", "Limits", "new_job_id", "parse_job_id"]
@@ -46,11 +47,12 @@ def parse_job_id(text: str) -> JobId:
 
 
 class JobKind(StrEnum):
-    """What a job runs. Ingest and live runs will join these."""
+    """What a job runs. A live run is one run of a deployment (``live`` names it), claimed by the live runner."""
 
     BACKTEST = "backtest"
     SWEEP = "sweep"
     WALK_FORWARD = "walk-forward"
+    LIVE = "live"
 
 
 _SETTINGS_KINDS = frozenset({JobKind.SWEEP, JobKind.WALK_FORWARD})
@@ -75,13 +77,56 @@ class CodeRef(BaseModel):
 
 
 class Limits(BaseModel):
-    """Resource limits of one attempt."""
+    """Resource limits of one attempt, each within the installation's maxima (:meth:`within`).
+
+    The defaults are the sandbox's (see the README's sandbox section). The
+    network is never reachable: ``network`` takes only ``"none"``.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    wall_time_s: float = Field(default=3600.0, gt=0, description="Wall-clock limit per attempt, seconds.")
+    wall_time_s: float = Field(default=1800.0, gt=0, description="Wall-clock limit per attempt, seconds.")
     cpu_time_s: float | None = Field(default=None, gt=0, description="CPU-time limit, seconds; None: none.")
-    memory_mb: int = Field(default=4096, gt=0, description="Memory limit of the sandboxed child, MiB.")
+    cpus: float = Field(default=1.0, gt=0, le=256, description="CPU quota, in cores (the cgroup's CPU share).")
+    memory_mb: int = Field(default=2048, gt=0, description="Memory limit (swap included), MiB.")
+    processes: int = Field(default=256, ge=8, description="Processes and threads the job may have at once.")
+    open_files: int = Field(default=256, ge=16, description="Open files per process.")
+    file_size_mb: int = Field(default=1024, gt=0, description="Largest file the job may write, MiB.")
+    work_mb: int = Field(default=2048, gt=0, description="Size of the job's /work, MiB.")
+    work_files: int = Field(default=10_000, ge=100, description="Files and folders in the job's /work.")
+    log_mb: float = Field(default=10.0, gt=0, description="stdout and stderr together, MiB: past it the job fails.")
+    artifact_files: int = Field(default=100, gt=0, description="Result files the job may leave in out/.")
+    artifact_mb: int = Field(default=1024, gt=0, description="Total size of the result files, MiB.")
+    network: Literal["none"] = Field(default="none", description="Network access: none (the only choice).")
+
+    def within(self, maxima: LimitMaxima) -> Limits:
+        """Return these limits with every default above a maximum lowered to it; refuse a request above one.
+
+        A limit the job asked for (set explicitly) above the installation's
+        maximum raises :class:`LimitAboveMaximum`, naming the limit, the maximum
+        and the fix; one left to its default gets the maximum when the default
+        is higher (an admin may set a maximum below a default).
+        """
+        from quantfleet.jobs.errors import LimitAboveMaximum
+
+        lowered: dict[str, Any] = {}
+        for name, maximum in maxima.model_dump().items():
+            value = getattr(self, name)
+            if maximum is None or value is None or value <= maximum:
+                continue
+            if name not in self.model_fields_set:
+                lowered[name] = maximum
+                continue
+            default = Limits.model_fields[name].default
+            leave = f" (or leave it out for {min(default, maximum):g})" if default is not None else ""
+            raise LimitAboveMaximum(
+                f"limits.{name} = {value:g} is above this installation's maximum of {maximum:g}; ask for at "
+                f"most {maximum:g}{leave}, or ask an admin to raise QUANTFLEET_LIMITS_MAX__{name.upper()}",
+                limit=name,
+                value=float(value),
+                maximum=float(maximum),
+            )
+        return self.model_copy(update=lowered) if lowered else self
 
 
 class JobSpec(BaseModel):
@@ -105,6 +150,9 @@ class JobSpec(BaseModel):
     engine: dict[str, Any] = Field(default_factory=dict, description="Engine settings, validated by the engine.")
     sweep: dict[str, Any] | None = Field(
         default=None, description="Sweep or walk-forward settings; required for those kinds, refused for others."
+    )
+    live: dict[str, Any] | None = Field(
+        default=None, description="A live run's deployment and run number; required for live jobs, refused for others."
     )
     benchmark: str | None = None
     calendar: str = "XNYS"
@@ -140,7 +188,9 @@ class JobSpec(BaseModel):
             raise ValueError(f"a {self.kind.value} job needs its settings in 'sweep'")
         if self.kind not in _SETTINGS_KINDS and self.sweep is not None:
             raise ValueError(f"a {self.kind.value} job takes no 'sweep' settings")
-        for name in ("params", "engine", "sweep"):
+        if (self.kind is JobKind.LIVE) != (self.live is not None):
+            raise ValueError("a live job names its deployment and run in 'live'; other jobs take no 'live'")
+        for name in ("params", "engine", "sweep", "live"):
             try:
                 json.dumps(getattr(self, name), allow_nan=False)
             except (TypeError, ValueError) as exc:
@@ -149,7 +199,10 @@ class JobSpec(BaseModel):
 
     def canonical_json(self) -> str:
         """Return the spec as JSON with sorted keys: equal specs give equal text."""
-        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), allow_nan=False)
+        body = self.model_dump(mode="json")
+        if body.get("live") is None:
+            body.pop("live", None)  # specs from before live runs keep their fingerprints
+        return json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False)
 
     def fingerprint(self) -> str:
         """Return the sha256 of :meth:`canonical_json`: what idempotency keys compare."""

@@ -12,6 +12,15 @@
     api_tokens        API tokens: a public id, the sha256 of the secret (never the secret), label, use, revocation
     http_idempotency  (owner, Idempotency-Key) of an HTTP POST -> its body's sha256 and the response sent
                       (status NULL while the first request is in flight); kept 24 h
+    paper_accounts    the paper broker's accounts: cash, the engine's fill settings (revision 0005)
+    paper_positions   (account, symbol) -> signed quantity, average cost, realized P&L, last price
+    paper_orders      (account, client order id) -> the order and its state (the paper broker's book)
+    paper_fills       every paper execution
+    deployments       one row per deployment: strategy version, parameters, broker, trigger, limits,
+                      status, the strategy's ctx.state, the risk day's counters
+    deployment_runs   (deployment, number) -> one run: its job, when it was due, how it ended
+    deployment_orders every order a deployment asked for, with the broker's answer or the limit that refused it
+    deployment_equity (deployment, time) -> cash and equity after a run or a bar: the P&L series
 
 ``jobs.seq`` (an autoincrement integer) orders submissions; ``jobs.id`` is the
 public id (32 hex digits). Timestamps are UTC; SQLite stores them naive, and
@@ -33,11 +42,19 @@ __all__ = [
     "api_tokens",
     "artifacts",
     "attempts",
+    "deployment_equity",
+    "deployment_orders",
+    "deployment_runs",
+    "deployments",
     "http_idempotency",
     "idempotency_keys",
     "job_events",
     "jobs",
     "metadata",
+    "paper_accounts",
+    "paper_fills",
+    "paper_orders",
+    "paper_positions",
     "users",
 ]
 
@@ -201,4 +218,138 @@ http_idempotency = sa.Table(
     sa.Column("status", sa.Integer, nullable=True),
     sa.Column("response", JSONDoc, nullable=True),
     sa.Column("created_at", UTCDateTime, nullable=False, index=True),
+)
+
+
+# -- live and paper trading (revision 0005) --------------------------------------------------
+
+paper_accounts = sa.Table(
+    "paper_accounts",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("cash", sa.Float, nullable=False),
+    sa.Column("starting_cash", sa.Float, nullable=False),
+    sa.Column("config", JSONDoc, nullable=False),
+    sa.Column("next_order", sa.Integer, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+paper_positions = sa.Table(
+    "paper_positions",
+    metadata,
+    sa.Column("account_id", sa.String(64), sa.ForeignKey("paper_accounts.id"), primary_key=True),
+    sa.Column("symbol", sa.String(64), primary_key=True),
+    sa.Column("quantity", sa.Float, nullable=False),
+    sa.Column("average_cost", sa.Float, nullable=False),
+    sa.Column("realized_pnl", sa.Float, nullable=False),
+    sa.Column("last_price", sa.Float, nullable=True),
+)
+
+paper_orders = sa.Table(
+    "paper_orders",
+    metadata,
+    sa.Column("account_id", sa.String(64), sa.ForeignKey("paper_accounts.id"), primary_key=True),
+    sa.Column("client_id", sa.String(64), primary_key=True),
+    sa.Column("broker_id", sa.String(32), nullable=False),
+    sa.Column("symbol", sa.String(64), nullable=False),
+    sa.Column("quantity", sa.Float, nullable=False),
+    sa.Column("type", sa.String(16), nullable=False),
+    sa.Column("limit_price", sa.Float, nullable=True),
+    sa.Column("stop_price", sa.Float, nullable=True),
+    sa.Column("tif", sa.String(8), nullable=False),
+    sa.Column("target", sa.String(16), nullable=True),
+    sa.Column("target_value", sa.Float, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("filled_quantity", sa.Float, nullable=False),
+    sa.Column("average_price", sa.Float, nullable=False),
+    sa.Column("stop_triggered", sa.Boolean, nullable=False),
+    sa.Column("expires_day", sa.Integer, nullable=True),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    # What a new bar scans: the account's open orders.
+    sa.Index("ix_paper_orders_open", "account_id", "status", "seq"),
+)
+
+paper_fills = sa.Table(
+    "paper_fills",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("account_id", sa.String(64), sa.ForeignKey("paper_accounts.id"), nullable=False, index=True),
+    sa.Column("client_id", sa.String(64), nullable=False),
+    sa.Column("symbol", sa.String(64), nullable=False),
+    sa.Column("bar_at", UTCDateTime, nullable=False),
+    sa.Column("quantity", sa.Float, nullable=False),
+    sa.Column("price", sa.Float, nullable=False),
+    sa.Column("commission", sa.Float, nullable=False),
+    sa.Column("slippage", sa.Float, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+deployments = sa.Table(
+    "deployments",
+    metadata,
+    sa.Column("id", _id(), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("owner", sa.String(200), nullable=False, index=True),
+    sa.Column("code_sha256", sa.String(64), nullable=False),
+    sa.Column("broker", sa.String(32), nullable=False),
+    sa.Column("account", sa.String(64), nullable=False),
+    # The whole DeploymentSpec (strategy version, parameters, trigger, limits, fill settings).
+    sa.Column("spec", JSONDoc, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Column("state", JSONDoc, nullable=False),
+    sa.Column("runs", sa.Integer, nullable=False),
+    sa.Column("next_run_at", UTCDateTime, nullable=True),
+    sa.Column("last_run_at", UTCDateTime, nullable=True),
+    sa.Column("heartbeat_at", UTCDateTime, nullable=True),
+    sa.Column("last_bar_at", UTCDateTime, nullable=True),
+    sa.Column("risk_day", sa.String(10), nullable=True),
+    sa.Column("day_start_equity", sa.Float, nullable=True),
+    sa.Column("day_orders", sa.Integer, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+deployment_runs = sa.Table(
+    "deployment_runs",
+    metadata,
+    sa.Column("deployment_id", _id(), sa.ForeignKey("deployments.id"), primary_key=True),
+    sa.Column("number", sa.Integer, primary_key=True),
+    sa.Column("job_id", _id(), nullable=True),
+    sa.Column("due_at", UTCDateTime, nullable=False),
+    sa.Column("started_at", UTCDateTime, nullable=True),
+    sa.Column("finished_at", UTCDateTime, nullable=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("error", sa.Text, nullable=True),
+    # One run per due time: a scheduler restarted at the same minute does not fire it twice.
+    sa.UniqueConstraint("deployment_id", "due_at", name="uq_deployment_runs_deployment_id_due_at"),
+)
+
+deployment_orders = sa.Table(
+    "deployment_orders",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("deployment_id", _id(), sa.ForeignKey("deployments.id"), nullable=False),
+    sa.Column("run", sa.Integer, nullable=False),
+    sa.Column("client_id", sa.String(64), nullable=False),
+    sa.Column("symbol", sa.String(64), nullable=False),
+    sa.Column("request", JSONDoc, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("broker_id", sa.String(64), nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("deployment_id", "client_id", name="uq_deployment_orders_deployment_id_client_id"),
+)
+
+deployment_equity = sa.Table(
+    "deployment_equity",
+    metadata,
+    sa.Column("deployment_id", _id(), sa.ForeignKey("deployments.id"), primary_key=True),
+    sa.Column("at", UTCDateTime, primary_key=True),
+    sa.Column("cash", sa.Float, nullable=False),
+    sa.Column("equity", sa.Float, nullable=False),
 )

@@ -61,6 +61,7 @@ class Context(Protocol):
     universe: tuple[str, ...]
     log: logging.Logger
     random: np.random.Generator
+    state: dict[str, Any]  # kept between a deployment's runs (plain JSON values); empty at a backtest's start
 
     @property
     def time(self) -> datetime: ...

@@ -27,16 +27,15 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
-from numba import njit
 
-from quantfleet.analytics.headline import HEADLINE_KEYS, headline_metrics
 from quantfleet.analytics.relative import RELATIVE_KEYS
 from quantfleet.core.errors import ConfigError, UserError
 from quantfleet.data import MarketDataStore
@@ -51,10 +50,9 @@ from quantfleet.engine.vectorized import (
     check_supported,
     prepare_market,
     run_vectorized,
-    simulate_nb,
     spec_of,
 )
-from quantfleet.engine.vectorized.kernels import new_books, new_fill_log, new_order_log
+from quantfleet.engine.vectorized.kernels import Books, FillLog, OrderLog, new_books, new_fill_log, new_order_log
 from quantfleet.sandbox import BacktestSpec
 from quantfleet.sandbox.report import build_report, periods_per_year
 from quantfleet.strategy.indicators import IndicatorCache, indicator_cache
@@ -67,6 +65,7 @@ from quantfleet.strategy.loader import (
     strategy_error,
 )
 from quantfleet.strategy.params import resolve_params
+from quantfleet.sweep.scoring import SCORE_KEYS, score_one_nb, score_orders_nb, score_positions_nb
 
 __all__ = [
     "VECTOR_KEYS",
@@ -337,12 +336,13 @@ class VectorizedEvaluator(EventEvaluator):
     :func:`~quantfleet.engine.vectorized.run_vectorized`, which gives the same
     fills and equity as the event engine). :meth:`evaluate_chunk` is the fast
     path: the signals function runs on input arrays built once, inside an
-    indicator cache (a combination reuses the ``sma(close, 20)`` of the last),
-    the kernel fills one reused set of books and keeps no fill log, and only
-    :data:`VECTOR_KEYS` are scored (:mod:`quantfleet.analytics.headline`,
-    equal to a run folder's values). Memory stays at one equity curve per
-    process whatever the number of combinations. Look-ahead is checked on the
-    first combination of each window.
+    indicator cache (a combination reuses the ``sma(close, 20)`` of the last);
+    then one compiled call (:mod:`quantfleet.sweep.scoring`) turns its positions
+    into orders, simulates into scratch arrays reused from combination to
+    combination, and scores :data:`VECTOR_KEYS` (equal to a run folder's values);
+    on one symbol that call is a single pass over the bars. Memory stays at one
+    equity curve per process whatever the number of combinations. Look-ahead is
+    checked on the first combination of each window.
     """
 
     def __init__(self, spec: BacktestSpec, store: MarketDataStore) -> None:
@@ -400,6 +400,23 @@ class VectorizedEvaluator(EventEvaluator):
             self._plans[key] = (feed, plan, prepare_market(feed))
         return self._plans[key]
 
+    def _buffers(self, shape: tuple[int, int], first: int) -> _Buffers:
+        """Return this thread's scratch arrays for a window of ``shape`` bars x symbols trading from ``first``."""
+        buffers: _Buffers | None = getattr(self._local, "buffers", None)
+        if buffers is None or buffers.key != (shape, first):
+            n, m = shape
+            buffers = self._local.buffers = _Buffers(
+                (shape, first),
+                np.empty(shape),
+                np.empty(shape),
+                new_books(n - first, m),
+                new_fill_log(0),
+                new_order_log(0),
+                np.empty(len(SCORE_KEYS)),
+                np.empty(max(n - first, 0)),
+            )
+        return buffers
+
     def evaluate_chunk(
         self,
         combos: Sequence[Mapping[str, Any]],
@@ -408,43 +425,53 @@ class VectorizedEvaluator(EventEvaluator):
         end: int | None = None,
         lookback: int = 0,
     ) -> list[Metrics]:
-        """Return the headline metrics of each combination, one kernel call each."""
+        """Return the headline metrics of each combination: its ``signals()``, then one compiled call."""
         lo, hi, cut = self._window(start, end, lookback)
         feed, plan, market = self._plan(lo, hi, cut)
         first = lo - cut
-        books = new_books(feed.n_bars - first, len(feed.symbols))
-        fills, log = new_fill_log(0), new_order_log(0)
+        b = self._buffers(market.close.shape, first)
+        ppy = float(self.periods_per_year)
+        weight = 1.0 / len(feed.symbols)
+        # One symbol: its (n,) columns for the one-pass kernel (views of the (n, 1) arrays).
+        single = Market(*(np.ascontiguousarray(a[:, 0]) for a in market)) if market.close.shape[1] == 1 else None
         out: list[Metrics] = []
         with indicator_cache(self._cache()):
             for combo in combos:
                 values = resolve_params(self.loaded.parameters, {**self.spec.params, **combo})
-                orders = plan.orders(values, check=self._first_of(plan))
-                simulate_nb(
-                    market.open, market.close, market.volume, market.open_marks, market.close_marks,
-                    orders, first, self._sim, books, fills, log,
-                )  # fmt: skip
-                metrics: Metrics = dict(headline_metrics(books.equity, self.periods_per_year))
-                metrics["trades"] = float(round_trips_nb(books.quantity))
-                held = np.any(books.quantity != 0, axis=1)
-                metrics["exposure"] = float(np.mean(held)) if len(held) else None
-                out.append(metrics)
+                check = self._first_of(plan)
+                if plan.cross_sectional:
+                    score_orders_nb(
+                        market.open, market.close, market.volume, market.open_marks, market.close_marks,
+                        plan.orders(values, check=check), first, self._sim, b.books, b.fills, b.log, ppy, b.scores,
+                    )  # fmt: skip
+                elif single is not None:
+                    score_one_nb(
+                        plan.column(values, 0, check=check), weight, single.open, single.close, single.volume,
+                        single.open_marks, single.close_marks, first, self._sim, ppy, b.rets, b.scores,
+                    )  # fmt: skip
+                else:
+                    score_positions_nb(
+                        plan.positions(values, check=check, out=b.positions), weight, b.orders,
+                        market.open, market.close, market.volume, market.open_marks, market.close_marks,
+                        first, self._sim, b.books, b.fills, b.log, ppy, b.scores,
+                    )  # fmt: skip
+                scores = zip(SCORE_KEYS, b.scores.tolist(), strict=True)
+                out.append({k: (v if math.isfinite(v) else None) for k, v in scores})
         return out
 
 
-VECTOR_KEYS = (*HEADLINE_KEYS, "trades", "exposure")
+class _Buffers(NamedTuple):
+    """One thread's scratch arrays for one window, reused from combination to combination."""
+
+    key: tuple[tuple[int, int], int]
+    positions: np.ndarray
+    orders: np.ndarray
+    books: Books
+    fills: FillLog
+    log: OrderLog
+    scores: np.ndarray
+    rets: np.ndarray  # the single-symbol kernel's returns
+
+
+VECTOR_KEYS = SCORE_KEYS
 """The metrics a vectorized sweep scores (a leaderboard's columns)."""
-
-
-@njit(cache=True, nogil=True)
-def round_trips_nb(quantity: np.ndarray) -> int:
-    """Return how many round trips closed: a position that went flat or reversed (as the trades table counts)."""
-    n, m = quantity.shape
-    count = 0
-    for j in range(m):
-        held = 0.0
-        for i in range(n):
-            q = quantity[i, j]
-            if held != 0.0 and (q == 0.0 or (q > 0.0) != (held > 0.0)):
-                count += 1
-            held = q
-    return count

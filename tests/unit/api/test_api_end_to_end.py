@@ -11,10 +11,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from quantfleet.core.settings import Settings
-from quantfleet.dispatch.pool import worker_from_settings
 from quantfleet.dispatch.worker import Worker
 from quantfleet.jobs import JobService
 from quantfleet.testing.jobs import wait_until
+from quantfleet.testing.workers import unsandboxed_worker
 
 Client = Callable[[str | None], TestClient]
 Submit = Callable[..., httpx.Response]
@@ -30,7 +30,7 @@ def run(ctx):
 @pytest.fixture
 def worker(settings: Settings, service: JobService) -> Iterator[Worker]:
     """Return a one-slot worker on the home (its launcher started)."""
-    made = worker_from_settings(settings, slots=1, service=service)
+    made = unsandboxed_worker(settings, slots=1, service=service)
     yield made
     made.shutdown(grace=0)
 

@@ -19,8 +19,8 @@ from quantfleet.api import create_app
 from quantfleet.api.metrics import JobLogContext, ObservabilitySettings
 from quantfleet.core.logging import configure, current_job_id, job_context
 from quantfleet.core.settings import Settings
-from quantfleet.dispatch.pool import worker_from_settings
 from quantfleet.jobs import JobService
+from quantfleet.testing.workers import unsandboxed_worker
 from quantfleet.users import UserService
 
 Client = Callable[[str | None], TestClient]
@@ -56,7 +56,7 @@ def test_ends_are_observed_once_with_run_time_and_time_to_start(
     job_id = submit("alice").json()["id"]
     scrape = client(None)
     assert sample(scrape.get("/metrics").text, "quantfleet_job_time_to_start_seconds_count") == 0
-    worker = worker_from_settings(settings, slots=1, service=service)
+    worker = unsandboxed_worker(settings, slots=1, service=service)
     try:
         assert worker.run_until_empty(timeout=120) == 1
     finally:

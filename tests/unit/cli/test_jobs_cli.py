@@ -32,7 +32,6 @@ def make_app() -> typer.Typer:
     app.command("submit")(jobs_cli.submit)
     app.add_typer(jobs_cli.app, name="jobs")
     app.command("worker")(jobs_cli.worker)
-    app.command("up")(jobs_cli.up)
     return app
 
 

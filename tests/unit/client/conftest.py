@@ -13,10 +13,10 @@ import uvicorn
 
 from quantfleet.api import create_app
 from quantfleet.core.settings import Settings
-from quantfleet.dispatch.pool import worker_from_settings
 from quantfleet.dispatch.worker import Worker
 from quantfleet.jobs import JobService
 from quantfleet.testing.jobs import tiny_market, wait_until
+from quantfleet.testing.workers import unsandboxed_worker
 from quantfleet.users import UserService
 
 HOLD = "from quantfleet import Strategy\n\n\nclass Hold(Strategy):\n    def on_bar(self, ctx, bars):\n        pass\n"
@@ -93,6 +93,6 @@ def url(settings: Settings, service: JobService, users: UserService, tokens: dic
 @pytest.fixture
 def worker(settings: Settings, service: JobService) -> Iterator[Worker]:
     """Return a one-slot worker on the home (step mode: ``run_until_empty``)."""
-    made = worker_from_settings(settings, slots=1, service=service)
+    made = unsandboxed_worker(settings, slots=1, service=service)
     yield made
     made.shutdown(grace=0)

@@ -86,10 +86,10 @@ def test_a_bad_artifact_name_from_the_child_fails_the_job_at_once(
     assert service.artifacts(job.id) == []
 
 
-# -- 5. uploads never follow a symlink out of out/ -------------------------------------------------------
+# -- 5. uploads never follow a symlink out of out/: a planted link fails the job ----------------------------
 
 
-def test_symlinks_in_out_are_not_uploaded(
+def test_symlinks_in_out_fail_the_job_and_nothing_is_uploaded(
     tmp_path: Path, service: JobService, make_worker: Callable[..., Worker], submit: Submit
 ) -> None:
     secret = tmp_path / "worker-secret.txt"
@@ -101,10 +101,10 @@ def test_symlinks_in_out_are_not_uploaded(
     job = submit(path)
     make_worker(slots=1).run_until_empty(timeout=60)
     done = service.get(job.id)
-    assert done.state is JobState.SUCCEEDED, done.error
-    names = {a.name for a in service.artifacts(job.id)}
-    assert "extra/honest.txt" in names
-    assert not {n for n in names if "stolen" in n or n.startswith("folder")}, names
+    assert done.state is JobState.FAILED, done.error
+    assert "out/extra/stolen.json, which is a symbolic link" in (done.error or "")
+    assert done.attempt == 1  # the job's own doing: not retried
+    assert service.artifacts(job.id) == []
 
 
 # -- 6. and 4. the child's environment: a whitelist, applied in the child --------------------------------

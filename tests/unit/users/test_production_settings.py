@@ -13,7 +13,7 @@ PG = "postgresql+psycopg://qf:pw@db/quantfleet"
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("QUANTFLEET_ENVIRONMENT", "QUANTFLEET_SECRET_KEY", "QUANTFLEET_DATABASE_URL"):
+    for name in ("QUANTFLEET_ENVIRONMENT", "QUANTFLEET_SECRET_KEY", "QUANTFLEET_DATABASE_URL", "QUANTFLEET_SANDBOX"):
         monkeypatch.delenv(name, raising=False)
 
 

@@ -227,19 +227,36 @@ class SignalsPlan:
             orders[: self.first] = np.nan
             return orders
 
+        return position_orders_nb(self.positions(params, check=check), feed.fields["close"], self.first, 1.0 / m)
+
+    def positions(self, params: Mapping[str, Any], *, check: bool = False, out: np.ndarray | None = None) -> np.ndarray:
+        """Return the (n, m) positions of a per-symbol ``signals`` for ``params`` (written into ``out`` if given).
+
+        The orders are these positions through
+        :func:`~quantfleet.engine.vectorized.kernels.position_orders_nb` with weight ``1 / m``.
+        """
+        n, m = self.feed.n_bars, len(self.feed.symbols)
+        positions = np.empty((n, m)) if out is None else out
+        for j in range(m):
+            positions[:, j] = self.column(params, j, check=check)
+        return positions
+
+    def column(self, params: Mapping[str, Any], j: int, *, check: bool = False) -> np.ndarray:
+        """Return the (n,) positions of symbol ``j`` for ``params``: one call of a per-symbol ``signals``."""
+        if self.cross_sectional:
+            raise TypeError("a cross-sectional signals() returns weights, not positions: call orders()")
+        params = dict(params)
+
         def compute(*arrays: np.ndarray) -> np.ndarray:
             fields = dict(zip(self.inputs, arrays, strict=True))
             return as_positions(_call(self.signals, fields, params, self.source))
 
-        positions = np.empty((n, m))
-        for j, symbol in enumerate(feed.symbols):
-            columns = self._columns[j]
-            name = f"signals({symbol})"
-            values = SimContext._evaluate(compute, columns, (), name, n)
-            if check:
-                _check_causal(compute, columns, (), values, name, SimContext._evaluate)
-            positions[:, j] = values
-        return position_orders_nb(positions, feed.fields["close"], self.first, 1.0 / m)
+        columns = self._columns[j]
+        name = f"signals({self.feed.symbols[j]})"
+        values = SimContext._evaluate(compute, columns, (), name, self.feed.n_bars)
+        if check:
+            _check_causal(compute, columns, (), values, name, SimContext._evaluate)
+        return np.ascontiguousarray(values)
 
 
 _SHORT_PROBE = 2048

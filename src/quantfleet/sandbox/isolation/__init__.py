@@ -2,10 +2,12 @@
 
 Layers, outermost first: a per-job cgroup (memory with swap, processes, CPU),
 a capped tmpfs ``/work``, resource limits set before exec, a drop to a
-per-slot uid, and bubblewrap (empty environment, every namespace new, no
-network, read-only system and runtime). :func:`sandbox_self_test` proves them
-on this host before a worker takes jobs. Imports only the standard library
-and :mod:`quantfleet.core`: no database code or credentials reach it.
+per-slot uid, bubblewrap (empty environment, every namespace new, no
+network, read-only system and runtime), and a seccomp filter (plus an
+optional strict mode: no exec or fork). :func:`sandbox_self_test` proves them
+on this host before a worker takes jobs. Imports only the standard library,
+``pyseccomp`` (ctypes over libseccomp) and :mod:`quantfleet.core`: no
+database code or credentials reach it.
 """
 
 from quantfleet.sandbox.isolation.bwrap import Bind, PythonRuntime, bwrap_command

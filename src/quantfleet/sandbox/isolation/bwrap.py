@@ -8,9 +8,9 @@ all read-only; its ``/work`` (read-write, capped by the worker), a capped
 ``/tmp`` and ``/dev/shm``, a fresh ``/proc`` and a minimal ``/dev``. The root
 is remounted read-only. Every namespace is new (network: loopback only),
 nested user namespaces are disabled, the job is in a new session and dies
-with its parent. Only the variables passed are set: bubblewrap itself starts
-with an empty environment (what it holds is readable through
-``/proc/1/environ``).
+with its parent, and the seccomp filter (:mod:`.seccomp`) is loaded last.
+Only the variables passed are set: bubblewrap itself starts with an empty
+environment (what it holds is readable through ``/proc/1/environ``).
 
 A host folder the job's uid cannot reach (a runtime under ``/root``, a work
 folder under a private folder) is *staged*: the worker's start-up shim binds it,
@@ -26,6 +26,8 @@ import stat
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+from quantfleet.sandbox.isolation.seccomp import STRICT_ENV
 
 __all__ = ["RESERVED", "Bind", "PythonRuntime", "bwrap_command", "reachable_by_others"]
 
@@ -125,8 +127,15 @@ def bwrap_command(
     env: dict[str, str],
     tmp_bytes: int,
     shm_bytes: int,
+    seccomp_fd: int,
+    strict: bool = False,
 ) -> list[str]:
-    """Return the bubblewrap command that runs ``argv`` in ``/work`` (``work`` on the host) with only ``env``."""
+    """Return the bubblewrap command that runs ``argv`` in ``/work`` (``work`` on the host) with only ``env``.
+
+    ``seccomp_fd`` holds the BPF program (:func:`~quantfleet.sandbox.isolation.seccomp.sandbox_program`) that
+    bubblewrap loads after its set-up, before it execs ``argv``; ``strict`` tells the child entry point to
+    enter strict mode (no exec, no fork) once the interpreter has started.
+    """
     args = [
         bwrap,
         "--unshare-all",
@@ -153,6 +162,6 @@ def bwrap_command(
     for bind in binds:
         args += ["--bind" if bind.writable else "--ro-bind", str(bind.source), str(bind.target)]
     args += ["--bind", str(work), "/work", "--chdir", "/work"]
-    for key, value in sorted(env.items()):
+    for key, value in sorted({**env, **({STRICT_ENV: "1"} if strict else {})}.items()):
         args += ["--setenv", key, value]
-    return [*args, "--remount-ro", "/", "--", *argv]
+    return [*args, "--remount-ro", "/", "--seccomp", str(seccomp_fd), "--", *argv]

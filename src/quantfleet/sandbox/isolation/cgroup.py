@@ -32,7 +32,7 @@ from pathlib import Path
 from quantfleet.core.errors import InfrastructureError
 from quantfleet.sandbox.isolation.limits import SandboxLimits
 
-__all__ = ["CgroupLayout", "JobCgroup", "detect_cgroups"]
+__all__ = ["CgroupLayout", "JobCgroup", "detect_cgroups", "sweep_stale_cgroups"]
 
 _V1_CONTROLLERS = ("memory", "pids", "cpu")
 _CFS_PERIOD_US = 100_000
@@ -119,6 +119,14 @@ class JobCgroup:
                 f"sandbox layer 'cgroup': cannot create the job's cgroup {name} ({exc}); "
                 "run the worker as root or give it a delegated cgroup subtree"
             ) from exc
+
+    @classmethod
+    def adopt(cls, layout: CgroupLayout, name: str, dirs: dict[str, Path]) -> JobCgroup:
+        """Return a handle on an existing group's folders (a stale one, to kill and remove); creates nothing."""
+        group = cls.__new__(cls)
+        group.layout, group.kill_group, group.name, group.limits = layout, False, name, SandboxLimits()
+        group.dirs = dict(dirs)
+        return group
 
     def _create(self) -> None:
         limits = self.limits
@@ -228,3 +236,36 @@ class JobCgroup:
             else:
                 continue  # still busy: left for the caller's error report
             del self.dirs[key]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_stale_cgroups(layout: CgroupLayout, *, prefix: str = "quantfleet-") -> list[str]:
+    """Kill and remove the job cgroups a dead worker left behind; return their names.
+
+    A job cgroup is named ``quantfleet-<worker pid>-<slot>-<n>``: one whose
+    worker is no longer alive is stale (its worker was SIGKILLed before it
+    could clean up). Its members, if any, are killed first.
+    """
+    parents = {**layout.parents, "kill": layout.kill_parent, "freezer": layout.freezer_parent}
+    stale: dict[str, dict[str, Path]] = {}
+    for key, parent in parents.items():
+        if parent is None or (key in ("kill", "freezer") and parent in layout.parents.values()):
+            continue
+        for folder in parent.glob(f"{prefix}*"):
+            parts = folder.name.split("-")
+            if len(parts) == 4 and parts[1].isdigit() and folder.is_dir() and not _alive(int(parts[1])):
+                stale.setdefault(folder.name, {})[key] = folder
+    for name, dirs in stale.items():
+        group = JobCgroup.adopt(layout, name, dirs)
+        group.kill()
+        group.remove()
+    return sorted(stale)

@@ -9,6 +9,11 @@ folders the slot uids cannot reach (a Python under ``/root``, a private work
 folder) are bound read-only onto folders of the sandbox's state directory
 (mode 0711, a random name: listable by nobody) once, at start. Everything the program starts
 inherits the cgroup and the limits; the end kills the cgroup as a whole.
+
+Cgroups, the job tmpfs and the state folder carry the worker's pid in their
+names, so a new :class:`Sandbox` first removes those of a worker that died
+without cleaning up (SIGKILL): :func:`~quantfleet.sandbox.isolation.cgroup.sweep_stale_cgroups`
+and :func:`~quantfleet.sandbox.isolation.workdir.sweep_stale_mounts`.
 """
 
 from __future__ import annotations
@@ -30,10 +35,17 @@ from pathlib import Path
 
 from quantfleet.core.errors import InfrastructureError
 from quantfleet.sandbox.isolation.bwrap import Bind, PythonRuntime, bwrap_command, reachable_by_others
-from quantfleet.sandbox.isolation.cgroup import CgroupLayout, JobCgroup, detect_cgroups
+from quantfleet.sandbox.isolation.cgroup import CgroupLayout, JobCgroup, detect_cgroups, sweep_stale_cgroups
 from quantfleet.sandbox.isolation.limits import MIB, SandboxLimits, rlimits, thread_environment
+from quantfleet.sandbox.isolation.seccomp import program_fd, sandbox_program
 from quantfleet.sandbox.isolation.verdict import Verdict, classify
-from quantfleet.sandbox.isolation.workdir import bind_readonly, mount_work, unmount, unmount_work
+from quantfleet.sandbox.isolation.workdir import (
+    bind_readonly,
+    mount_work,
+    sweep_stale_mounts,
+    unmount,
+    unmount_work,
+)
 
 __all__ = ["IsolationConfig", "Sandbox", "SandboxResult", "SandboxedProcess", "sandbox_environment"]
 
@@ -60,6 +72,8 @@ class IsolationConfig:
     uid_base: int = 61000
     slots: int = 64
     cgroup_root: Path = Path("/sys/fs/cgroup")
+    strict: bool = False
+    """Seccomp strict mode: the child entry point forbids exec and fork once started (see :mod:`.seccomp`)."""
 
 
 @dataclass(frozen=True)
@@ -191,7 +205,9 @@ class Sandbox:
         self.config = config or IsolationConfig()
         self._check_host()
         self.layout: CgroupLayout = detect_cgroups(self.config.cgroup_root)
-        self.state = Path(tempfile.mkdtemp(prefix="quantfleet-sandbox-"))
+        self.swept = self._sweep()
+        # The worker's pid in the name: a later worker's sweep finds the mounts of a dead one.
+        self.state = Path(tempfile.mkdtemp(prefix=f"quantfleet-sandbox-{os.getpid()}-"))
         os.chmod(self.state, 0o711)  # the slot uids traverse it to the staged folders, list nothing
         self._free = list(range(self.config.slots))
         self._lock = threading.Lock()
@@ -219,6 +235,17 @@ class Sandbox:
                 "sandbox layer 'uid drop': the sandboxed worker must start as root (it creates cgroups, mounts "
                 "each job's /work and drops to a per-slot uid); run it as root in its container"
             )
+
+    def _sweep(self) -> list[str]:
+        """Remove the cgroups and mounts a SIGKILLed worker left behind (before taking any job)."""
+        swept = [f"cgroup {name}" for name in sweep_stale_cgroups(self.layout)]
+        try:
+            swept += [f"mount {target}" for target in sweep_stale_mounts(Path(tempfile.gettempdir()))]
+        except OSError as exc:
+            raise InfrastructureError(f"sandbox: cannot sweep the mounts of dead workers ({exc})") from exc
+        if swept:
+            _log.warning("sandbox: removed what a dead worker left behind: %s", "; ".join(swept))
+        return swept
 
     def slot_uid(self, slot: int) -> int:
         """Return the uid of ``slot``."""
@@ -266,6 +293,7 @@ class Sandbox:
         uid = self.slot_uid(slot)
         cgroup: JobCgroup | None = None
         proc: subprocess.Popen[bytes] | None = None
+        seccomp_fd: int | None = None
         try:
             work_stage = self._work_stages.get(work, work)
             if not reachable_by_others(work_stage.parent, readable=False):
@@ -286,6 +314,7 @@ class Sandbox:
             inner_env.setdefault("LANG", "C.UTF-8")
             if self.runtime.pythonpath:
                 inner_env["PYTHONPATH"] = ":".join(self.runtime.pythonpath)
+            seccomp_fd = program_fd(sandbox_program())
             inner = bwrap_command(
                 list(argv),
                 bwrap=self.config.bwrap,
@@ -294,6 +323,8 @@ class Sandbox:
                 env=inner_env,
                 tmp_bytes=limits.tmp_bytes,
                 shm_bytes=limits.shm_bytes,
+                seccomp_fd=seccomp_fd,
+                strict=self.config.strict,
             )
             drop = [
                 self.config.env,
@@ -315,6 +346,7 @@ class Sandbox:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
                 close_fds=True,
+                pass_fds=(seccomp_fd,),
             )
             cgroup.add(proc.pid)
             for kind, soft, hard in rlimits(limits):
@@ -335,6 +367,9 @@ class Sandbox:
             if isinstance(exc, OSError):
                 raise InfrastructureError(f"sandbox: cannot start the job's process ({exc})") from exc
             raise
+        finally:
+            if seccomp_fd is not None:
+                os.close(seccomp_fd)
         release = (lambda: self.release_slot(slot)) if own_slot else None
         return SandboxedProcess(proc, cgroup, limits, release)
 

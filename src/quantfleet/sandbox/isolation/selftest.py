@@ -4,8 +4,9 @@ A canary runs in the real sandbox and tries what a hostile job would: open a
 TCP connection to a listener this test starts on the host's loopback, reach a
 host abstract Unix socket, read a world-readable secret file of the host,
 find a host process's environment (a decoy holding a token), read
-``/proc/1/environ``, write to the system; it must fail at each, and must
-succeed writing ``/work``. Any layer that cannot be set up, or any canary
+``/proc/1/environ``, write to the system, ``ptrace`` itself, create a user
+namespace, open a netlink socket; it must fail at each, must run under a
+seccomp filter, and must succeed writing ``/work``. Any layer that cannot be set up, or any canary
 success, makes the report fail; :func:`require_sandbox` turns that into an
 InfrastructureError naming the layer and its fix.
 """
@@ -49,6 +50,14 @@ def secret():
 def system():
     open("/usr/quantfleet-canary", "w").write("x")
 attempt("network_tcp", tcp)
+# Seccomp refuses the TCP socket itself; the network namespace must hold on its own: the host's listener must not
+# be among this namespace's sockets either.
+try:
+    listening = {line.split()[1].rsplit(":", 1)[1] for line in open("/proc/net/tcp").readlines()[1:]}
+except OSError:
+    listening = set()
+if "%04X" % int(port) in listening:
+    out["network_tcp"] = "reached"
 attempt("network_unix", unix)
 attempt("host_file", secret)
 attempt("readonly_system", system)
@@ -69,6 +78,19 @@ try:
 except OSError:
     out["root_folder"] = "blocked"
 out["uid"] = "reached" if os.getuid() == 0 else "blocked"
+status = dict(line.split(":", 1) for line in open("/proc/self/status").read().splitlines() if ":" in line)
+mode = status.get("Seccomp", "?").strip()
+out["seccomp"] = "ok" if mode == "2" else "failed: mode " + mode
+import ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+def refused(call, *args):
+    def run():
+        if getattr(libc, call)(*args) != 0:
+            raise OSError(ctypes.get_errno(), call)
+    return run
+attempt("ptrace", refused("ptrace", 0, 0, 0, 0))  # PTRACE_TRACEME: allowed by the kernel, refused by seccomp
+attempt("unshare", refused("unshare", 0x10000000))  # CLONE_NEWUSER
+attempt("netlink", lambda: socket.socket(socket.AF_NETLINK, socket.SOCK_RAW).close())
 try:
     with open("/work/canary", "w") as f:
         f.write("ok")
@@ -88,7 +110,13 @@ _FIXES = {
     "root_folder": "the job listed /root: only the runtime may be bound there",
     "uid": "the job runs as root: the drop to the slot's uid failed",
     "work_writable": "the job could not write /work: check the work tmpfs and its owner",
+    "seccomp": "the job runs without a seccomp filter: bubblewrap must load it (--seccomp FD)",
+    "ptrace": "the job could ptrace: the seccomp filter must deny ptrace (bubblewrap --seccomp FD)",
+    "unshare": "the job created a user namespace: use --disable-userns and the seccomp filter",
+    "netlink": "the job opened a netlink socket: the seccomp filter must deny non-Unix sockets",
 }
+_OK_CHECKS = frozenset({"work_writable", "seccomp"})
+"""Checks whose good value is ``ok`` (the rest must be ``blocked...``)."""
 
 
 @dataclass
@@ -172,7 +200,7 @@ def sandbox_self_test(sandbox: Sandbox | None = None, *, timeout: float = 30.0) 
                 f"sandbox layer 'bubblewrap': the canary did not run ({result.verdict.message}): {text[-400:]}"
             )
         for check, value in report.checks.items():
-            good = value == "ok" if check == "work_writable" else value.startswith("blocked")
+            good = value == "ok" if check in _OK_CHECKS else value.startswith("blocked")
             if not good:
                 report.failures.append(f"{check}: {value}; {_FIXES.get(check, 'see the sandbox docs')}")
         if hits:

@@ -22,6 +22,7 @@ class VerdictKind(StrEnum):
     CPU = "cpu"
     WALL = "wall"
     FILE_SIZE = "file_size"
+    WORK_FULL = "work_full"
     SIGNAL = "signal"
     INFRA = "infra"
 

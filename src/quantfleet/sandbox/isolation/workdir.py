@@ -23,7 +23,7 @@ from pathlib import Path
 
 from quantfleet.core.errors import InfrastructureError
 
-__all__ = ["bind_readonly", "mount_work", "unmount", "unmount_work"]
+__all__ = ["WORK_SOURCE", "bind_readonly", "mount_work", "sweep_stale_mounts", "unmount", "unmount_work"]
 
 _MS_NOSUID = 0x2
 _MS_NODEV = 0x4
@@ -33,6 +33,9 @@ _MS_REMOUNT = 0x20
 _MS_BIND = 0x1000
 _MS_REC = 0x4000
 _MNT_DETACH = 0x2
+
+WORK_SOURCE = "quantfleet-work"
+"""The device name of every job's tmpfs: ``quantfleet-work-<worker pid>`` (so a dead worker's are found)."""
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
 
@@ -78,7 +81,11 @@ def mount_work(work: Path, *, stage: Path, size: int, inodes: int, uid: int) -> 
     try:
         stage.mkdir(mode=0o711)
         _mount(
-            "quantfleet-work", stage, "tmpfs", flags, f"size={size},nr_inodes={inodes},mode=0700,uid={uid},gid={uid}"
+            f"{WORK_SOURCE}-{os.getpid()}",
+            stage,
+            "tmpfs",
+            flags,
+            f"size={size},nr_inodes={inodes},mode=0700,uid={uid},gid={uid}",
         )
         shutil.copytree(work, stage, symlinks=True, dirs_exist_ok=True)
         for folder, dirs, files in os.walk(stage):
@@ -111,3 +118,59 @@ def unmount_work(work: Path, *, stage: Path) -> None:
     shutil.rmtree(work, ignore_errors=True)
     with contextlib.suppress(OSError):
         stage.rmdir()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _unescape(field: str) -> str:
+    return field.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
+
+
+def _stale_pid(text: str, prefix: str) -> bool:
+    """Return whether ``text`` is ``<prefix><pid>`` or ``<prefix><pid>-...`` of a pid that is not alive."""
+    if not text.startswith(prefix):
+        return False
+    pid = text[len(prefix) :].split("-", 1)[0]
+    return pid.isdigit() and not _alive(int(pid))
+
+
+def sweep_stale_mounts(state_root: Path) -> list[Path]:
+    """Unmount what a dead worker left mounted (job tmpfs, stages); remove its empty folders; return the mount points.
+
+    A worker's mounts are found by name: its job tmpfs by the device name
+    ``quantfleet-work-<pid>`` (on the stage and over the work folder), its
+    stages under its state folder ``<state_root>/quantfleet-sandbox-<pid>-*``.
+    Those of live workers are left alone.
+    """
+    stale: list[Path] = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        fields = line.split(" ")
+        target = Path(_unescape(fields[4]))
+        after = fields[fields.index("-") + 1 :] if "-" in fields else []
+        source = after[1] if len(after) > 1 else ""
+        relative = target.relative_to(state_root) if target.is_relative_to(state_root) else None
+        if _stale_pid(source, f"{WORK_SOURCE}-") or (
+            relative is not None and _stale_pid(relative.parts[0], "quantfleet-sandbox-")
+        ):
+            stale.append(target)
+    for target in sorted(set(stale), key=lambda p: len(p.parts), reverse=True):
+        unmount(target)
+    for target in stale:
+        with contextlib.suppress(OSError):
+            target.rmdir()  # an empty stage or work folder (the tmpfs took the job's files with it)
+    for state in state_root.glob("quantfleet-sandbox-*"):
+        if _stale_pid(state.name, "quantfleet-sandbox-"):
+            for folder in sorted(state.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
+            with contextlib.suppress(OSError):
+                state.rmdir()
+    return sorted(set(stale))

@@ -1,0 +1,142 @@
+"""Fakes for live trading: an in-memory broker whose fills a test scripts, and bars for a trading day."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+import numpy as np
+
+from quantfleet.core.orders import OrderStatus, Position
+from quantfleet.live.broker import Account, BrokerOrder, BrokerUnavailable, OrderRequest, UnknownOrder
+from quantfleet.live.paper import Bar
+
+__all__ = ["FakeBroker", "random_walk_bars"]
+
+
+class FakeBroker:
+    """A :class:`~quantfleet.live.broker.Broker` in memory: orders rest until :meth:`fill` or :meth:`reject` says.
+
+    ``outage`` makes every call raise :class:`BrokerUnavailable` until cleared (a lost connection).
+    """
+
+    def __init__(self, *, cash: float = 100_000.0) -> None:
+        self.cash = cash
+        self.orders: dict[str, BrokerOrder] = {}
+        self.held: dict[str, Position] = {}
+        self.prices: dict[str, float] = {}
+        self.outage = False
+        self.sent: list[str] = []  # client ids in the order they reached the broker (duplicates not repeated)
+
+    def _up(self) -> None:
+        if self.outage:
+            raise BrokerUnavailable("the fake broker is unreachable (outage); retry later")
+
+    def submit(self, request: OrderRequest, *, now: datetime) -> BrokerOrder:
+        """Rest the order (the same client id returns the first order)."""
+        self._up()
+        if request.client_id in self.orders:
+            return self.orders[request.client_id]
+        order = BrokerOrder(
+            client_id=request.client_id,
+            broker_id=str(len(self.orders) + 1),
+            symbol=request.symbol,
+            quantity=request.quantity,
+            type=request.type,
+            limit_price=request.limit_price,
+            stop_price=request.stop_price,
+            tif=request.tif,
+            target=request.target,
+            target_value=request.target_value,
+            created_at=now,
+            updated_at=now,
+        )
+        self.orders[request.client_id] = order
+        self.sent.append(request.client_id)
+        return order
+
+    def fill(self, client_id: str, quantity: float, price: float) -> BrokerOrder:
+        """Execute ``quantity`` (signed) of an open order at ``price``."""
+        order = self.orders[client_id]
+        filled = order.filled_quantity + quantity
+        avg = (order.average_price * order.filled_quantity + price * quantity) / filled
+        done = abs(filled - order.quantity) < 1e-9
+        order = replace(
+            order, filled_quantity=filled, average_price=avg, status=OrderStatus.FILLED if done else OrderStatus.OPEN
+        )
+        self.orders[client_id] = order
+        pos = self.held.get(order.symbol) or Position(order.symbol)
+        new = pos.quantity + quantity
+        old = pos.quantity
+        if old == 0 or (old > 0) == (quantity > 0):
+            cost = (old * pos.average_cost + quantity * price) / new
+        else:  # reducing keeps the average cost; crossing through zero opens at the fill price
+            cost = price if abs(quantity) > abs(old) else pos.average_cost
+        self.held[order.symbol] = Position(order.symbol, new, cost, 0.0, price)
+        if not new:
+            del self.held[order.symbol]
+        self.cash -= quantity * price
+        self.prices[order.symbol] = price
+        return order
+
+    def reject(self, client_id: str, reason: str) -> BrokerOrder:
+        """Reject an open order with ``reason``."""
+        self.orders[client_id] = self.orders[client_id].rejected(reason)
+        return self.orders[client_id]
+
+    def cancel(self, client_id: str, *, now: datetime) -> BrokerOrder:
+        """Cancel an open order."""
+        self._up()
+        if client_id not in self.orders:
+            raise UnknownOrder(f"the fake broker has no order {client_id!r}")
+        order = self.orders[client_id]
+        if order.status is OrderStatus.OPEN:
+            order = self.orders[client_id] = replace(order, status=OrderStatus.CANCELLED, reason="cancelled")
+        return order
+
+    def get_order(self, client_id: str) -> BrokerOrder | None:
+        """Return the order placed under ``client_id``."""
+        self._up()
+        return self.orders.get(client_id)
+
+    def open_orders(self) -> list[BrokerOrder]:
+        """Return the open orders."""
+        self._up()
+        return [o for o in self.orders.values() if o.status is OrderStatus.OPEN]
+
+    def positions(self) -> Mapping[str, Position]:
+        """Return the positions."""
+        self._up()
+        return dict(self.held)
+
+    def account(self) -> Account:
+        """Return cash and equity at the last fill prices."""
+        self._up()
+        value = sum(p.quantity * self.prices.get(s, p.average_cost) for s, p in self.held.items())
+        return Account(cash=self.cash, equity=self.cash + value)
+
+
+def random_walk_bars(
+    symbols: Sequence[str], start: datetime, *, n: int, step: timedelta = timedelta(minutes=1), seed: int = 7
+) -> list[dict[str, Bar]]:
+    """Return ``n`` timestamps of seeded random-walk OHLCV bars for ``symbols`` (one dict per timestamp)."""
+    rng = np.random.default_rng(seed)
+    out: list[dict[str, Bar]] = [{} for _ in range(n)]
+    for k, symbol in enumerate(symbols):
+        close = 100.0 * (1 + k) * np.exp(np.cumsum(rng.normal(0, 0.004, n)))
+        opens = np.concatenate([[close[0]], close[:-1]]) * (1 + rng.normal(0, 0.001, n))
+        high = np.maximum(opens, close) * (1 + np.abs(rng.normal(0, 0.001, n)))
+        low = np.minimum(opens, close) * (1 - np.abs(rng.normal(0, 0.001, n)))
+        volume = rng.integers(1_000, 5_000, n).astype(float)
+        for i in range(n):
+            out[i][symbol] = Bar(
+                symbol,
+                start + i * step,
+                float(opens[i]),
+                float(high[i]),
+                float(low[i]),
+                float(close[i]),
+                float(volume[i]),
+            )
+    return out
