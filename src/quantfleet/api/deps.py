@@ -17,6 +17,7 @@ from fastapi import Depends, Request
 from quantfleet.api.errors import Unauthenticated
 from quantfleet.api.settings import ApiSettings
 from quantfleet.data import MarketDataStore
+from quantfleet.dispatch.notify import Dispatch
 from quantfleet.jobs import JobService
 from quantfleet.store.idempotency import IdempotencyStore
 
@@ -64,6 +65,8 @@ class ApiContext:
     idempotency: IdempotencyStore
     calendar: str = "XNYS"
     checks: Sequence[ReadyCheck] = field(default_factory=tuple)
+    dispatch: Dispatch | None = None
+    """The Celery fleet's broker, when one is configured: submissions are published through it (or refused)."""
 
 
 def context(request: Request) -> ApiContext:

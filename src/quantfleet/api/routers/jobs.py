@@ -15,6 +15,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Form, Header, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
+from quantfleet.api.accept import accept
 from quantfleet.api.deps import Context, CurrentUser, Jobs, Principal
 from quantfleet.api.errors import Forbidden, SpecInvalid
 from quantfleet.api.idempotency import idempotent
@@ -87,11 +88,14 @@ def job_router(kind: JobKind) -> APIRouter:
         code = strategy_code(strategy.filename, data, entry=parsed.entry, limits=limits)
         content = {"spec": parsed.model_dump(mode="json"), "code": code.name, "sha256": _sha(code.data)}
 
-        def act() -> tuple[int, JobPublic, dict[str, str]]:
+        def queue() -> Job:
             ref = ctx.service.put_code(code.data, code.name, class_name=parsed.class_name)
             job_spec_ = job_spec(parsed, kind=kind, code=ref, owner=user.name, store=ctx.store,
                                  default_calendar=ctx.calendar)  # fmt: skip
-            job = ctx.service.submit(job_spec_)
+            return ctx.service.submit(job_spec_)
+
+        def act() -> tuple[int, JobPublic, dict[str, str]]:
+            job = accept(ctx, queue)
             return 201, JobPublic.of(job), {"Location": f"/v1/{plural}/{job.id}"}
 
         return idempotent(request, ctx, user, idempotency_key, content, act)
@@ -197,7 +201,9 @@ def job_router(kind: JobKind) -> APIRouter:
         def act() -> tuple[int, JobPublic, dict[str, str]]:
             job = owned(ctx.service, job_id, user)
             # A sweep's child reruns on its own: re-attaching it to the old sweep would change that sweep.
-            again = ctx.service.submit(job.spec.model_copy(update={"owner": user.name, "parent": None}))
+            again = accept(
+                ctx, lambda: ctx.service.submit(job.spec.model_copy(update={"owner": user.name, "parent": None}))
+            )
             return 201, JobPublic.of(again), {"Location": f"/v1/{plural}/{again.id}"}
 
         return idempotent(request, ctx, user, idempotency_key, None, act)
