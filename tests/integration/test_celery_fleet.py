@@ -39,8 +39,6 @@ from quantfleet.testing.servers import require_server, server_reachable
 pytestmark = pytest.mark.server
 
 
-
-
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -179,7 +177,6 @@ def fleet(tmp_path: Path, redis: Redis, database: str | None) -> Iterator[Fleet]
     f.close()
 
 
-
 def _queued_messages(fleet: Fleet) -> list[dict[str, Any]]:
     import redis as redis_client
 
@@ -285,9 +282,7 @@ def test_smoke_on_the_machines_redis(tmp_path: Path) -> None:
         fleet.close()
 
 
-def test_the_api_answers_503_while_redis_is_down_and_a_retried_submission_runs_once(
-    fleet: Fleet, redis: Redis
-) -> None:
+def test_the_api_answers_503_while_redis_is_down_and_a_retried_submission_runs_once(fleet: Fleet, redis: Redis) -> None:
     import warnings
 
     with warnings.catch_warnings():
@@ -339,7 +334,8 @@ def _refuse_while_down_then_accept_once(fleet: Fleet, redis: Redis, http: Any) -
     refused = submit("k2", 2)  # the gate still remembers the broker up: the row is committed, the publish fails
     assert refused.status_code == 503, refused.text
     assert refused.headers["retry-after"] == "5"
-    assert "broker" in refused.json()["detail"] and "Idempotency-Key" in refused.json()["detail"]
+    assert "broker" in refused.json()["detail"]
+    assert "Idempotency-Key" in refused.json()["detail"]
     [withdrawn] = [j for j in jobs() if j.id != first.json()["id"]]
     assert withdrawn.state is JobState.CANCELLED  # so nothing runs it when the broker is back
     assert withdrawn.cancelled_by == WITHDRAWN_BY
@@ -347,7 +343,8 @@ def _refuse_while_down_then_accept_once(fleet: Fleet, redis: Redis, http: Any) -
     assert again.status_code == 503
     assert len(jobs()) == 2
     ready = http.get("/readyz")
-    assert ready.status_code == 503 and ready.headers["retry-after"]
+    assert ready.status_code == 503
+    assert ready.headers["retry-after"]
     assert "broker" in ready.json()["detail"]
     assert metric("quantfleet_broker_up") == "quantfleet_broker_up 0.0"
 

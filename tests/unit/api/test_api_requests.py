@@ -236,7 +236,8 @@ def test_with_a_broker_that_does_not_answer_submissions_are_503_and_nothing_is_s
     assert "broker" in _problem(ready, 503)["detail"]
     assert ready.headers["retry-after"]
     body = _problem(refused, 503)
-    assert f"127.0.0.1:{port}" in body["detail"] and "same Idempotency-Key" in body["detail"]
+    assert f"127.0.0.1:{port}" in body["detail"]
+    assert "same Idempotency-Key" in body["detail"]
     assert refused.headers["retry-after"]
     assert service.list().items == []  # refused before the job row was written
     assert "quantfleet_broker_up 0.0" in metrics
