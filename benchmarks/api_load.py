@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -96,14 +97,14 @@ async def _client(base: str, token: str, deadline: float, poll: float, tally: Ta
                     break
 
 
-def _prepare(home: Path) -> str:
-    """Write a tiny market and a user with a token into ``home``; return the token."""
+def _prepare(home: Path, database: str | None) -> str:
+    """Write a tiny market and a user with a token into ``home`` (jobs in ``database``); return the token."""
     from quantfleet.core.settings import Settings
     from quantfleet.jobs import JobService
     from quantfleet.testing.jobs import tiny_market
     from quantfleet.users import UserService
 
-    settings = Settings(home=home)
+    settings = Settings(home=home, database_url=database)
     tiny_market(settings)
     users = UserService(JobService.from_settings(settings).db)
     users.add_user("load")
@@ -139,14 +140,28 @@ def main() -> int:
     parser.add_argument("--poll", type=float, default=0.5, help="Seconds between status calls (default 0.5).")
     parser.add_argument("--slots", type=int, default=2, help="Worker slots (default 2).")
     parser.add_argument("--api-workers", type=int, default=1, help="uvicorn processes (default 1).")
+    where = "Keep jobs in a fresh schema of the PostgreSQL on 127.0.0.1:5432 (default: SQLite)."
+    parser.add_argument("--postgres", action="store_true", help=where)
     args = parser.parse_args()
+    with contextlib.ExitStack() as stack:
+        database = None
+        if args.postgres:
+            from quantfleet.testing.databases import postgres_schema
 
+            database = stack.enter_context(postgres_schema(prefix="qf_bench"))
+        return _bench(args, database)
+
+
+def _bench(args: argparse.Namespace, database: str | None) -> int:
     home = Path(tempfile.mkdtemp(prefix="qf-bench-api-")) / "home"
-    token = _prepare(home)
+    token = _prepare(home, database)
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     env = {**os.environ, "QUANTFLEET_HOME": str(home)}
+    if database is not None:
+        env["QUANTFLEET_DATABASE_URL"] = database
     env.pop("QUANTFLEET_API_URL", None)
+    env.pop("QUANTFLEET_BROKER_URL", None)
     server = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "quantfleet.api:create_app", "--factory", "--host", "127.0.0.1",
          "--port", str(port), "--log-level", "warning", "--no-access-log", "--workers", str(args.api_workers)], env=env,
@@ -157,7 +172,8 @@ def main() -> int:
     )  # fmt: skip
     try:
         _wait_ready(base, server)
-        print(f"API on {base} ({args.api_workers} processes), worker with {args.slots} slots; "
+        print(f"API on {base} ({args.api_workers} processes, {'PostgreSQL' if database else 'SQLite'}), "
+              f"worker with {args.slots} slots; "
               f"{args.clients} clients polling every {args.poll:g} s for {args.seconds:g} s ...")
         began = time.perf_counter()
         tally = asyncio.run(_run(base, token, args.clients, args.seconds, args.poll))

@@ -39,8 +39,6 @@ from quantfleet.testing.servers import require_server, server_reachable
 pytestmark = pytest.mark.server
 
 
-
-
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -179,7 +177,6 @@ def fleet(tmp_path: Path, redis: Redis, database: str | None) -> Iterator[Fleet]
     f.close()
 
 
-
 def _queued_messages(fleet: Fleet) -> list[dict[str, Any]]:
     import redis as redis_client
 
@@ -283,3 +280,82 @@ def test_smoke_on_the_machines_redis(tmp_path: Path) -> None:
         assert len(fleet.executions()) == 1
     finally:
         fleet.close()
+
+
+def test_the_api_answers_503_while_redis_is_down_and_a_retried_submission_runs_once(fleet: Fleet, redis: Redis) -> None:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient` is deprecated")
+        from fastapi.testclient import TestClient
+
+    from quantfleet.api import create_app
+    from quantfleet.dispatch.celery_app import BrokerGate
+    from quantfleet.users import UserService
+
+    users = UserService(fleet.service.db)
+    users.add_user("ana")
+    token = users.create_token("ana")[0]
+    gate = BrokerGate(fleet.celery, ttl=60.0)  # a long memory, so the publish-after-commit failure is reached
+    api_service = JobService.from_settings(fleet.settings)
+    app = create_app(fleet.settings, service=api_service, auth=users, dispatch=gate)
+    http = TestClient(app, headers={"Authorization": f"Bearer {token}"}, raise_server_exceptions=False)
+    try:
+        _refuse_while_down_then_accept_once(fleet, redis, http)
+    finally:
+        http.close()
+        api_service.db.dispose()
+
+
+def _refuse_while_down_then_accept_once(fleet: Fleet, redis: Redis, http: Any) -> None:
+    from quantfleet.api.accept import WITHDRAWN_BY
+
+    def submit(key: str, tag: int) -> Any:
+        spec = {"symbols": ["AAA"], "start": "2024-01-02", "end": "2024-03-28",
+                "params": {"counter": str(fleet.counter), "tag": tag}}  # fmt: skip
+        files = {"strategy": ("s.py", COUNTING_STRATEGY.encode(), "text/x-python"),
+                 "spec": (None, json.dumps(spec), "application/json")}  # fmt: skip
+        return http.post("/v1/backtests", files=files, headers={"Idempotency-Key": key})
+
+    def jobs() -> list[Job]:
+        return fleet.service.list(owner="ana").items
+
+    def metric(name: str) -> str:
+        return next(line for line in http.get("/metrics").text.splitlines() if line.startswith(name))
+
+    fleet.worker()
+    assert http.get("/readyz").json()["checks"] == {"database": "ok", "object_store": "ok", "broker": "ok"}
+    first = submit("k1", 1)
+    assert first.status_code == 201, first.text
+    assert fleet.wait_ended(fleet.service.get(first.json()["id"])).state is JobState.SUCCEEDED, fleet.logs()
+    assert metric("quantfleet_broker_up") == "quantfleet_broker_up 1.0"
+
+    redis.stop()
+    refused = submit("k2", 2)  # the gate still remembers the broker up: the row is committed, the publish fails
+    assert refused.status_code == 503, refused.text
+    assert refused.headers["retry-after"] == "5"
+    assert "broker" in refused.json()["detail"]
+    assert "Idempotency-Key" in refused.json()["detail"]
+    [withdrawn] = [j for j in jobs() if j.id != first.json()["id"]]
+    assert withdrawn.state is JobState.CANCELLED  # so nothing runs it when the broker is back
+    assert withdrawn.cancelled_by == WITHDRAWN_BY
+    again = submit("k2", 2)  # now the gate knows: refused before anything is stored
+    assert again.status_code == 503
+    assert len(jobs()) == 2
+    ready = http.get("/readyz")
+    assert ready.status_code == 503
+    assert ready.headers["retry-after"]
+    assert "broker" in ready.json()["detail"]
+    assert metric("quantfleet_broker_up") == "quantfleet_broker_up 0.0"
+
+    redis.start()
+    wait_until(lambda: http.get("/readyz").status_code == 200, timeout=30, what="/readyz to see the broker again")
+    retried = submit("k2", 2)  # the client's retry: same key, same body
+    assert retried.status_code == 201, retried.text
+    replayed = submit("k2", 2)
+    assert replayed.json() == retried.json()
+    assert replayed.headers["idempotent-replayed"] == "true"
+    done = fleet.wait_ended(fleet.service.get(retried.json()["id"]))
+    assert done.state is JobState.SUCCEEDED, (done.error, fleet.logs())
+    assert sorted(line[0] for line in fleet.executions()) == ["1", "2"]  # the refused attempts never ran
+    assert len(jobs()) == 3

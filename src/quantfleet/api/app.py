@@ -22,7 +22,7 @@ from quantfleet.core.logging import LogFormat
 from quantfleet.core.logging import configure as configure_logging
 from quantfleet.core.settings import Settings, load_settings
 from quantfleet.data import MarketDataStore
-from quantfleet.dispatch.notify import submit_notifier
+from quantfleet.dispatch.notify import Dispatch, submit_gate
 from quantfleet.jobs import JobService
 from quantfleet.store.idempotency import IdempotencyStore
 from quantfleet.users import UserService
@@ -44,8 +44,8 @@ _ERROR_STATUSES = {
 }
 
 
-def default_checks(service: JobService) -> list[ReadyCheck]:
-    """Return the readiness checks of a job service: its database and its object store."""
+def default_checks(service: JobService, dispatch: Dispatch | None = None) -> list[ReadyCheck]:
+    """Return the readiness checks: the job service's database and object store, and the broker if there is one."""
 
     def database() -> None:
         service.queue_depth()
@@ -53,7 +53,10 @@ def default_checks(service: JobService) -> list[ReadyCheck]:
     def object_store() -> None:
         service.objects.exists("readyz")  # raises StorageUnavailable when the store cannot be reached
 
-    return [("database", database), ("object_store", object_store)]
+    checks: list[ReadyCheck] = [("database", database), ("object_store", object_store)]
+    if dispatch is not None:
+        checks.append(("broker", dispatch.check))  # asked afresh at every probe, never from the cache
+    return checks
 
 
 class _BodyLimit(BaseHTTPMiddleware):
@@ -81,29 +84,36 @@ def create_app(
     checks: Sequence[ReadyCheck] | None = None,
     extra_checks: Sequence[ReadyCheck] = (),
     observability: ObservabilitySettings | None = None,
+    dispatch: Dispatch | None = None,
 ) -> FastAPI:
     """Return the HTTP API over a job service, an authenticator and a market-data store.
 
     Whatever is not given is opened from ``settings`` (default: the environment,
     validated now, and refused in production without a real secret and a
     server database): the job service (its schema upgraded), the user service as
-    the authenticator, the market-data store. ``checks`` replaces the readiness
-    checks (default: database and object store); ``extra_checks`` adds to them
-    (the broker's, when Celery is configured). ``observability`` (default: the
-    environment) mounts ``/metrics`` and, when a log format is set, installs logging.
+    the authenticator, the market-data store, and (with ``QUANTFLEET_BROKER_URL``)
+    the broker's ``dispatch`` gate: submissions are published through it, and
+    refused with 503 while it is down (:mod:`quantfleet.api.accept`). A given
+    ``service`` should not notify a broker itself; pass ``dispatch`` with it.
+    ``checks`` replaces the readiness checks (default: database, object store and
+    the broker, if any); ``extra_checks`` adds to them. ``observability`` (default:
+    the environment) mounts ``/metrics`` and, when a log format is set, installs logging.
     """
     core = settings or load_settings()
     core.check_production()
     limits = api_settings or ApiSettings()
-    jobs = service or JobService.from_settings(core, notify=submit_notifier(core))
+    if service is None:
+        dispatch = dispatch if dispatch is not None else submit_gate(core)
+    jobs = service or JobService.from_settings(core)  # the API publishes through ``dispatch`` itself
     ctx = ApiContext(
         settings=limits,
         service=jobs,
         auth=auth if auth is not None else UserService(jobs.db),
         store=store or MarketDataStore.from_settings(core),
         idempotency=IdempotencyStore(jobs.db, retention=timedelta(hours=limits.idempotency_retention_hours)),
-        checks=[*(checks if checks is not None else default_checks(jobs)), *extra_checks],
+        checks=[*(checks if checks is not None else default_checks(jobs, dispatch)), *extra_checks],
         calendar=core.calendar,
+        dispatch=dispatch,
     )
     app = FastAPI(
         title="quantfleet",
@@ -118,7 +128,7 @@ def create_app(
         configure_logging(json=seen.log_format is LogFormat.JSON, level=seen.log_level)
     app.add_middleware(JobLogContext)
     if seen.metrics_enabled:
-        app.include_router(metrics_router(FleetMetrics(jobs)))
+        app.include_router(metrics_router(FleetMetrics(jobs, broker=dispatch)))
     app.add_middleware(_BodyLimit, limit=limits.max_upload_bytes + limits.max_spec_bytes + 64 * 1024)
     app.include_router(health.router)
     for kind in KINDS:

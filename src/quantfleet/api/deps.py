@@ -9,6 +9,7 @@ whose ``authenticate(token)`` returns a :class:`Principal` (anything with a
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Protocol, runtime_checkable
 
@@ -17,6 +18,7 @@ from fastapi import Depends, Request
 from quantfleet.api.errors import Unauthenticated
 from quantfleet.api.settings import ApiSettings
 from quantfleet.data import MarketDataStore
+from quantfleet.dispatch.notify import Dispatch
 from quantfleet.jobs import JobService
 from quantfleet.store.idempotency import IdempotencyStore
 
@@ -64,6 +66,12 @@ class ApiContext:
     idempotency: IdempotencyStore
     calendar: str = "XNYS"
     checks: Sequence[ReadyCheck] = field(default_factory=tuple)
+    dispatch: Dispatch | None = None
+    """The Celery fleet's broker, when one is configured: submissions are published through it (or refused)."""
+    writers: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(max_workers=4, thread_name_prefix="quantfleet-submit")
+    )
+    """The threads submissions run on, apart from the server's pool (reads never wait behind queued writers)."""
 
 
 def context(request: Request) -> ApiContext:

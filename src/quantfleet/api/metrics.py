@@ -13,6 +13,10 @@ metric                                                  what
 ``quantfleet_job_run_seconds``                          histogram: started -> finished, per job end seen
 ``quantfleet_job_outcomes_total{outcome}``              jobs ended since the server started, by final state
 ``quantfleet_worker_heartbeat_age_seconds{worker}``     seconds since a worker last renewed a lease
+``quantfleet_broker_up``                                1 if the broker answered this scrape, 0 if not (with
+                                                        a broker configured)
+``quantfleet_broker_messages{queue}``                   messages waiting in the broker's queue (job ids;
+                                                        a duplicate costs a no-op claim)
 ``quantfleet_metrics_scrape_seconds``                   how long reading the database took
 ======================================================  =====================================================
 
@@ -38,6 +42,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from quantfleet.core.logging import LogFormat, job_context
+from quantfleet.dispatch.notify import Dispatch
 from quantfleet.jobs import TERMINAL, Job, JobService, JobState
 
 __all__ = ["FleetMetrics", "JobLogContext", "JobStats", "ObservabilitySettings", "ServiceStats", "metrics_router"]
@@ -94,8 +99,9 @@ class ServiceStats:
 class FleetMetrics:
     """The fleet's metrics in one registry; :meth:`refresh` reads the database (call it per scrape)."""
 
-    def __init__(self, service: JobService, *, stats: JobStats | None = None) -> None:
+    def __init__(self, service: JobService, *, stats: JobStats | None = None, broker: Dispatch | None = None) -> None:
         self.service = service
+        self.broker = broker
         self.stats: JobStats = stats if stats is not None else ServiceStats(service)
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
@@ -109,6 +115,10 @@ class FleetMetrics:
         self.outcomes = Counter("quantfleet_job_outcomes", "Jobs ended, by final state.", ["outcome"], registry=r)
         beat = "Seconds since the worker last renewed a job's lease."
         self.heartbeat_age = Gauge("quantfleet_worker_heartbeat_age_seconds", beat, ["worker"], registry=r)
+        if broker is not None:
+            self.broker_up = Gauge("quantfleet_broker_up", "1 if the broker answered the last scrape.", registry=r)
+            self.broker_messages = Gauge("quantfleet_broker_messages", "Messages waiting in the broker's queue.",
+                                         ["queue"], registry=r)  # fmt: skip
         self.scrape_seconds = Gauge("quantfleet_metrics_scrape_seconds", "Seconds the last scrape read the database.",
                                     registry=r)  # fmt: skip
         for state in TERMINAL:
@@ -136,7 +146,21 @@ class FleetMetrics:
             horizon = now - timedelta(seconds=6)  # the next scan starts 5 s before now: keep what it can see
             self._ended = {k: at for k, at in self._ended.items() if at > horizon}
             self._since = now
+            self._broker()
             self.scrape_seconds.set(time.perf_counter() - began)
+
+    def _broker(self) -> None:
+        if self.broker is None:
+            return
+        try:
+            waiting = self.broker.check()
+        except Exception as exc:
+            log.warning("metrics: the broker did not answer: %s", exc)
+            self.broker_up.set(0)
+            self.broker_messages.clear()  # unknown while the broker is down: no sample rather than a stale one
+            return
+        self.broker_up.set(1)
+        self.broker_messages.labels(queue=self.broker.queue).set(waiting)
 
     def _observe_start(self, job: Job) -> None:
         if job.id in self._started or job.started_at is None:

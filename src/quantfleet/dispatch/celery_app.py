@@ -7,7 +7,9 @@ hint that a job id may be runnable:
   the commit that queued a job, it publishes ``run_job(job_id)``, the id and
   nothing else. If the broker is down, the publish fails, the job stays
   ``queued`` in the database, and a worker's sweeper publishes it again later
-  (:mod:`quantfleet.dispatch.celery_worker`).
+  (:mod:`quantfleet.dispatch.celery_worker`). The HTTP API publishes through
+  :class:`BrokerGate` instead, which raises, so it can answer 503 and withdraw
+  the job (:mod:`quantfleet.api.accept`).
 - :func:`run_job` begins by claiming in the database: the next job in the
   job system's fair order (so owners share the fleet and quotas hold, whatever
   order the messages arrive in); one message per job means every job is
@@ -25,17 +27,33 @@ hint that a job id may be runnable:
 
 from __future__ import annotations
 
+import math
+import threading
+import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from celery import Celery
 
+from quantfleet.dispatch.notify import BrokerUnavailable
 from quantfleet.jobs import JobId, parse_job_id
 
 if TYPE_CHECKING:
     from quantfleet.core.settings import Settings
     from quantfleet.dispatch.celery_worker import CeleryFleet
 
-__all__ = ["QUEUE", "TASK", "CeleryDispatcher", "QuantfleetCelery", "app", "celery_config", "configure", "run_job"]
+__all__ = [
+    "QUEUE",
+    "TASK",
+    "BrokerGate",
+    "CeleryDispatcher",
+    "QuantfleetCelery",
+    "app",
+    "celery_config",
+    "configure",
+    "queue_messages",
+    "run_job",
+]
 
 QUEUE = "quantfleet"
 TASK = "quantfleet.run_job"
@@ -117,3 +135,91 @@ class CeleryDispatcher:
     def __call__(self, job_id: JobId) -> None:
         """Publish the job's id; raises if the broker is unreachable (the service logs it; the job stays queued)."""
         self.app.send_task(TASK, args=[str(job_id)], queue=QUEUE)
+
+
+def queue_messages(target: Celery, *, timeout: float = 2.0) -> int:
+    """Connect to the broker now and return how many messages wait in the fleet's queue (0: none, or no queue).
+
+    Raises whatever the transport raises when the broker cannot be reached.
+    """
+    from kombu.exceptions import ChannelError
+
+    with target.connection_for_write() as conn:
+        conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=timeout)
+        try:
+            ok = conn.default_channel.queue_declare(queue=QUEUE, passive=True)
+        except ChannelError:  # Redis: the list is gone when empty
+            return 0
+        except Exception as exc:  # RabbitMQ: a passive declare of a queue no worker declared yet is a 404
+            if getattr(exc, "code", None) == 404:
+                return 0
+            raise
+        return int(ok.message_count)
+
+
+class BrokerGate:
+    """The HTTP API's port to the broker (:class:`~quantfleet.dispatch.notify.Dispatch`).
+
+    :meth:`require` answers from the last check for ``ttl`` seconds (one probe at
+    a time, so a broker that is down costs one connection attempt per second,
+    not one per request); :meth:`publish` raises :class:`BrokerUnavailable`
+    instead of leaving the job to the sweeper, and marks the broker down.
+    """
+
+    def __init__(self, target: Celery, *, ttl: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.app = target
+        self.ttl = ttl
+        self.publisher = CeleryDispatcher(target)
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._checked_at = -math.inf
+        self._down: str | None = None
+
+    @property
+    def queue(self) -> str:
+        """The broker queue the fleet consumes."""
+        return QUEUE
+
+    def describe(self) -> str:
+        """Return the broker's URL with any password hidden."""
+        return str(self.app.connection_for_write().as_uri())
+
+    def _unavailable(self, reason: str) -> BrokerUnavailable:
+        return BrokerUnavailable(
+            f"the job broker at {self.describe()} is unreachable ({reason}); the submission was not accepted. "
+            "Retry in a few seconds with the same Idempotency-Key; if it persists, check that the broker runs "
+            "and that QUANTFLEET_BROKER_URL is right"
+        )
+
+    def _record(self, down: str | None) -> None:
+        self._down = down
+        self._checked_at = self._clock()
+
+    def check(self) -> int:
+        """Ask the broker now; return how many messages wait in the fleet's queue; raise BrokerUnavailable."""
+        try:
+            count = queue_messages(self.app)
+        except Exception as exc:
+            reason = f"{type(exc).__name__}: {str(exc)[:200]}"
+            self._record(reason)
+            raise self._unavailable(reason) from exc
+        self._record(None)
+        return count
+
+    def require(self) -> None:
+        """Raise BrokerUnavailable if the broker did not answer its last check (re-asked every ``ttl`` seconds)."""
+        with self._lock:
+            if self._clock() - self._checked_at >= self.ttl:
+                self.check()
+            elif self._down is not None:
+                raise self._unavailable(self._down)
+
+    def publish(self, job_id: JobId) -> None:
+        """Publish ``run_job(job_id)``; raise BrokerUnavailable if the broker did not take it."""
+        try:
+            self.publisher(job_id)
+        except Exception as exc:
+            reason = f"{type(exc).__name__}: {str(exc)[:200]}"
+            with self._lock:
+                self._record(reason)
+            raise self._unavailable(reason) from exc

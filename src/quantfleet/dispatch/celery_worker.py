@@ -35,7 +35,7 @@ from celery import Celery
 
 from quantfleet.core.settings import Settings
 from quantfleet.data.storage import is_remote
-from quantfleet.dispatch.celery_app import QUEUE, CeleryDispatcher, QuantfleetCelery, app, configure
+from quantfleet.dispatch.celery_app import CeleryDispatcher, QuantfleetCelery, app, configure, queue_messages
 from quantfleet.dispatch.execute import Attempt, retry
 from quantfleet.dispatch.launcher import LAUNCHERS, ChildLauncher, child_environment
 from quantfleet.dispatch.task import DataRef
@@ -168,15 +168,7 @@ class CeleryFleet(Worker):
 
     def broker_backlog(self) -> int:
         """Return how many messages wait in the broker's queue (0 when Redis holds none: the key is gone)."""
-        from kombu.exceptions import ChannelError
-
-        with self.celery.connection_for_write() as conn:
-            conn.ensure_connection(max_retries=1)
-            try:
-                ok = conn.default_channel.queue_declare(queue=QUEUE, passive=True)
-            except ChannelError:
-                return 0
-            return int(ok.message_count)
+        return queue_messages(self.celery)
 
     def sweep(self) -> list[JobId]:
         """Publish again the ids of jobs queued for over ``sweep_seconds`` if the broker's queue is empty."""

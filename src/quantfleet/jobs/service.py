@@ -405,6 +405,14 @@ class JobService(WorkerSide):
         query = sa.select(attempts).where(attempts.c.job_id == job_id).order_by(attempts.c.number)
         return [attempt_from_row(r) for r in self._rows(job_id, query)]
 
+    def with_attempts(self, job_id: JobId) -> tuple[Job, builtins.list[Attempt]]:
+        """Return a job and its attempts (first first), read in one transaction (a status call's one round trip)."""
+        query = sa.select(attempts).where(attempts.c.job_id == job_id).order_by(attempts.c.number)
+        with self.db.read() as conn:
+            job = self._get(conn, job_id)
+            rows = conn.execute(query).mappings().all() if job.attempt else []
+        return job, [attempt_from_row(r) for r in rows]
+
     def artifacts(self, job_id: JobId) -> builtins.list[Artifact]:
         """Return the artifacts recorded for the job (by the attempt that finished it), by name."""
         query = sa.select(artifacts).where(artifacts.c.job_id == job_id).order_by(artifacts.c.name)

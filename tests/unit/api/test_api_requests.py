@@ -213,3 +213,31 @@ def test_readyz_names_the_failed_check(settings: Any, service: JobService, users
     assert "broker" in body["detail"]
     assert "database" not in body["detail"]
     assert response.headers["retry-after"]
+
+
+def test_with_a_broker_that_does_not_answer_submissions_are_503_and_nothing_is_stored(
+    settings: Any, service: JobService, users: UserService, tokens: dict[str, str]
+) -> None:
+    import socket
+
+    from quantfleet.api import create_app
+
+    with socket.socket() as sock:  # a loopback port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    broker = settings.model_copy(update={"broker_url": f"redis://127.0.0.1:{port}/0"})
+    app = create_app(broker, auth=users)  # the gate comes from QUANTFLEET_BROKER_URL's setting
+    with TestClient(app, headers={"Authorization": f"Bearer {tokens['alice']}"}) as c:
+        ready = c.get("/readyz")
+        spec = '{"symbols": ["AAA"], "start": "2024-01-02"}'
+        files = {"strategy": ("hold.py", b"def run(ctx):\n    pass\n", "text/x-python"), "spec": (None, spec)}
+        refused = c.post("/v1/backtests", files=files, headers={"Idempotency-Key": "down"})
+        metrics = c.get("/metrics").text
+    assert "broker" in _problem(ready, 503)["detail"]
+    assert ready.headers["retry-after"]
+    body = _problem(refused, 503)
+    assert f"127.0.0.1:{port}" in body["detail"]
+    assert "same Idempotency-Key" in body["detail"]
+    assert refused.headers["retry-after"]
+    assert service.list().items == []  # refused before the job row was written
+    assert "quantfleet_broker_up 0.0" in metrics

@@ -5,6 +5,9 @@ their own jobs (another user's job is 404, as if it did not exist); an admin
 sees all, and may filter lists by ``owner``.
 """
 
+import asyncio
+import contextvars
+import functools
 import hashlib
 import mimetypes
 import threading
@@ -15,6 +18,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Form, Header, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
+from quantfleet.api.accept import accept
 from quantfleet.api.deps import Context, CurrentUser, Jobs, Principal
 from quantfleet.api.errors import Forbidden, SpecInvalid
 from quantfleet.api.idempotency import idempotent
@@ -61,15 +65,17 @@ def job_router(kind: JobKind) -> APIRouter:
     router = APIRouter(prefix=f"/v1/{plural}", tags=[plural])
     noun = kind.value
 
-    def owned(service: JobService, job_id: str, user: Principal) -> Job:
+    def mine(job: Job, job_id: str, user: Principal) -> Job:
         # Another user's job, or a job of another kind, does not exist for this caller.
-        job = service.get(parse_job_id(job_id))
         if job.kind != kind.value or (job.owner != user.name and not user.admin):
             raise JobNotFound(f"no {noun} job {job_id}; list yours with GET /v1/{plural}")
         return job
 
+    def owned(service: JobService, job_id: str, user: Principal) -> Job:
+        return mine(service.get(parse_job_id(job_id)), job_id, user)
+
     @router.post("", status_code=201, response_model=JobPublic, summary=f"Submit a {noun} job")
-    def submit(
+    async def submit(
         request: Request,
         ctx: Context,
         user: CurrentUser,
@@ -81,20 +87,27 @@ def job_router(kind: JobKind) -> APIRouter:
         if len(spec.encode()) > limits.max_spec_bytes:
             raise SpecInvalid(f"the spec part passes the limit (max_spec_bytes) of {limits.max_spec_bytes} bytes", [
                 {"loc": ["body", "spec"], "msg": "too large", "type": "too_long"}])  # fmt: skip
-        data = strategy.file.read(limits.max_upload_bytes + 1)
+        data = await strategy.read(limits.max_upload_bytes + 1)
         parsed = parse_spec(spec, create)
         check_limits(parsed, limits)
         code = strategy_code(strategy.filename, data, entry=parsed.entry, limits=limits)
         content = {"spec": parsed.model_dump(mode="json"), "code": code.name, "sha256": _sha(code.data)}
 
-        def act() -> tuple[int, JobPublic, dict[str, str]]:
+        def queue() -> Job:
             ref = ctx.service.put_code(code.data, code.name, class_name=parsed.class_name)
             job_spec_ = job_spec(parsed, kind=kind, code=ref, owner=user.name, store=ctx.store,
                                  default_calendar=ctx.calendar)  # fmt: skip
-            job = ctx.service.submit(job_spec_)
+            return ctx.service.submit(job_spec_)
+
+        def act() -> tuple[int, JobPublic, dict[str, str]]:
+            job = accept(ctx, queue)
             return 201, JobPublic.of(job), {"Location": f"/v1/{plural}/{job.id}"}
 
-        return idempotent(request, ctx, user, idempotency_key, content, act)
+        # Submissions write (and on SQLite queue for the one write lock): a few threads of their own,
+        # so that waiting writers never take the threads that status reads are served on.
+        call = contextvars.copy_context().run
+        answer = functools.partial(idempotent, request, ctx, user, idempotency_key, content, act)
+        return await asyncio.get_running_loop().run_in_executor(ctx.writers, call, answer)
 
     @router.get("", response_model=JobListPublic, summary=f"List {noun} jobs, newest first")
     def list_jobs(
@@ -133,9 +146,10 @@ def job_router(kind: JobKind) -> APIRouter:
 
     @router.get("/{job_id}", response_model=JobDetailPublic, summary=f"Show a {noun} job")
     def show(job_id: str, service: Jobs, user: CurrentUser) -> JobDetailPublic:
-        job = owned(service, job_id, user)
+        found, tries = service.with_attempts(parse_job_id(job_id))  # one read: the status call is the hot path
+        job = mine(found, job_id, user)
         children = service.children(job.id) if kind is not JobKind.BACKTEST else None
-        return JobDetailPublic.detail(job, service.attempts(job.id), children)
+        return JobDetailPublic.detail(job, tries, children)
 
     @router.get(
         "/{job_id}/logs",
@@ -197,7 +211,9 @@ def job_router(kind: JobKind) -> APIRouter:
         def act() -> tuple[int, JobPublic, dict[str, str]]:
             job = owned(ctx.service, job_id, user)
             # A sweep's child reruns on its own: re-attaching it to the old sweep would change that sweep.
-            again = ctx.service.submit(job.spec.model_copy(update={"owner": user.name, "parent": None}))
+            again = accept(
+                ctx, lambda: ctx.service.submit(job.spec.model_copy(update={"owner": user.name, "parent": None}))
+            )
             return 201, JobPublic.of(again), {"Location": f"/v1/{plural}/{again.id}"}
 
         return idempotent(request, ctx, user, idempotency_key, None, act)
