@@ -23,6 +23,10 @@ def test_every_job_is_claimed_exactly_once(
     submitted = {service.submit(spec).id for spec in specs}
     claimed: dict[str, list[tuple[JobId, int]]] = {f"w{i}": [] for i in range(WORKERS)}
     start = threading.Barrier(WORKERS)
+    # Every worker holds its first claim until all four hold one: the claims provably
+    # overlap, instead of relying on the scheduler to interleave threads (one thread
+    # could take all 200 jobs on a loaded machine).
+    holding = threading.Barrier(WORKERS, timeout=60)
     errors: list[BaseException] = []
 
     def work(name: str) -> None:
@@ -39,6 +43,8 @@ def test_every_job_is_claimed_exactly_once(
                 if claim is None:
                     return
                 claimed[name].append((claim.job_id, claim.attempt))
+                if len(claimed[name]) == 1:
+                    holding.wait()
                 assert jobs.finish(claim, Outcome(state=JobState.SUCCEEDED))
         except BaseException as exc:
             errors.append(exc)
@@ -57,6 +63,6 @@ def test_every_job_is_claimed_exactly_once(
     assert set(counts) == submitted
     assert max(counts.values()) == 1
     assert all(attempt == 1 for got in claimed.values() for _, attempt in got)
-    assert sum(1 for got in claimed.values() if got) >= 2, "the workers did not overlap"
+    assert all(claimed.values()), "every worker held a claim while the others did"
     assert service.queue_depth() == 0
     assert len(service.list(state=JobState.SUCCEEDED, limit=1000).items) == JOBS
