@@ -221,14 +221,17 @@ def scheduler(
     """Run the scheduler: deployments' cron runs as live jobs, until Ctrl-C."""
     service = _service()
     clock = SystemClock()
-    runner = LiveRunner(service, store=state.store, clock=clock)
+    runner = LiveRunner.from_settings(service, _settings(), store=state.store, clock=clock)
     sched = Scheduler(runner)
-    if once:
-        for fired in sched.tick(clock.now()):
-            out.print(f"fired {fired}")
-        return
-    stop_event = threading.Event()
-    signal.signal(signal.SIGINT, lambda *_: stop_event.set())
-    signal.signal(signal.SIGTERM, lambda *_: stop_event.set())
-    out.print("scheduler running; Ctrl-C stops it")
-    sched.serve(stop_event, clock=clock.now)
+    try:
+        if once:
+            for fired in sched.tick(clock.now()):
+                out.print(f"fired {fired}")
+            return
+        stop_event = threading.Event()
+        signal.signal(signal.SIGINT, lambda *_: stop_event.set())
+        signal.signal(signal.SIGTERM, lambda *_: stop_event.set())
+        out.print("scheduler running; Ctrl-C stops it")
+        sched.serve(stop_event, clock=clock.now)
+    finally:
+        runner.close()
