@@ -108,7 +108,12 @@ def test_a_scheduled_run_executes_in_the_sandbox_and_its_order_reaches_the_paper
 
         # A failing strategy in the sandbox is a failed job with the user's message, as a backtest's is.
         broken = DeploymentSpec.model_validate(
-            {**spec.model_dump(), "name": "broken", "code_sha256": deployments.put_code(b"def run(ctx):\n    1/0\n", "probe.py")}
+            {
+                **spec.model_dump(),
+                "name": "broken",
+                "params": {},
+                "code_sha256": deployments.put_code(b"def run(ctx):\n    1 / 0\n", "probe.py"),
+            }
         )
         bad = deployments.create(broken)
         clock.set(datetime(2022, 6, 2, 14, 0, 30, tzinfo=UTC))

@@ -54,8 +54,8 @@ from quantfleet.dispatch.task import (
 # Imported here, not per task: the fork server preloads this module, so children start with them in memory.
 from quantfleet.sandbox import BacktestSpec, run_spec
 from quantfleet.sandbox.archive import is_archive, unpack_strategy
-from quantfleet.sandbox.live import run_live_step
 from quantfleet.sandbox.isolation.seccomp import STRICT_ENV, enter_strict_mode
+from quantfleet.sandbox.live import run_live_step
 
 __all__ = ["forked_entry", "main", "run_task"]
 

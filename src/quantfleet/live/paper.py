@@ -32,8 +32,8 @@ from quantfleet.core.types import US_PER_DAY
 from quantfleet.engine.broker import SimBroker
 from quantfleet.engine.config import EngineConfig
 from quantfleet.engine.feed import FIELDS, Feed
-from quantfleet.engine.portfolio import SimPortfolio
 from quantfleet.engine.live.orders import Account, Bar, BrokerOrder, OrderRequest, UnknownOrder
+from quantfleet.engine.portfolio import SimPortfolio
 from quantfleet.store import Database
 from quantfleet.store.models import paper_accounts, paper_fills, paper_orders, paper_positions
 

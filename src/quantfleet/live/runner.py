@@ -130,7 +130,8 @@ class LiveRunner:
         self.worker = worker
         self._broker = broker or (lambda dep, now: open_broker(dep, self.jobs.db, now=now))
         self._launcher = launcher
-        self.work_root = (work_root or Path(tempfile.gettempdir()) / f"quantfleet-live-{uuid.uuid4().hex[:8]}").resolve()
+        default = Path(tempfile.gettempdir()) / f"quantfleet-live-{uuid.uuid4().hex[:8]}"
+        self.work_root = (work_root or default).resolve()
 
     @classmethod
     def from_settings(
@@ -302,8 +303,9 @@ class LiveRunner:
         }
         task = {"strategy": spec.code_name, "class_name": spec.class_name}
         attempt.prepare(TaskKind.LIVE, task, extra={RUN_FILE: body})
-        columns = {f: np.column_stack([history.column(f, s) for s in spec.universe]) for f in FIELDS}
-        np.savez(attempt.work / BARS_FILE, ts=np.asarray(history.ts, dtype=np.int64), **columns)
+        arrays: dict[str, Any] = {f: np.column_stack([history.column(f, s) for s in spec.universe]) for f in FIELDS}
+        arrays["ts"] = np.asarray(history.ts, dtype=np.int64)
+        np.savez(attempt.work / BARS_FILE, **arrays)
         return _Run(deployment, number, now, broker, gate, bars, at, new_bar, fills)
 
     def _forward(self, run: _Run, attempt: Attempt, claim: Claim, outcome: Outcome) -> Outcome:

@@ -147,9 +147,7 @@ def test_over_limit_orders_are_refused_outside_the_sandbox_with_a_reason(
     """The deployment's limits are the runner's, not the child's: the big order is refused, recorded and logged."""
     code = "def run(ctx):\n    ctx.order('AAA', 1)\n    ctx.order('BBB', 100000)\n"
     broker = FakeBroker()
-    dep, runner = make(
-        deploy, deployments, clock, daily_store, code, broker=broker, risk={"max_order_value": 10_000.0}
-    )
+    dep, runner = make(deploy, deployments, clock, daily_store, code, broker=broker, risk={"max_order_value": 10_000.0})
     try:
         fire(runner, FIRST, clock)
         runner.run_pending()
@@ -163,7 +161,8 @@ def test_over_limit_orders_are_refused_outside_the_sandbox_with_a_reason(
     (run,) = deployments.runs(dep.id)
     job = runner.jobs.get(run.job_id)  # type: ignore[arg-type]
     assert job.state is JobState.SUCCEEDED
-    assert job.metrics is not None and job.metrics["rejected"] == 1
+    assert job.metrics is not None
+    assert job.metrics["rejected"] == 1
     assert "max_order_value" in runner.jobs.read_log(job.id).text
 
 

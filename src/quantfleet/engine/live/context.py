@@ -35,7 +35,7 @@ __all__ = ["BarHistory", "LiveBars", "LiveContext", "LivePortfolio", "OrderRoute
 
 
 class OrderRouter(Protocol):
-    """What the context needs of a broker (a :class:`~quantfleet.engine.live.orders.Broker`, often behind risk limits)."""
+    """What the context needs of a broker (a :class:`~quantfleet.engine.live.orders.Broker`, maybe behind limits)."""
 
     def submit(self, request: OrderRequest, *, now: datetime) -> BrokerOrder: ...
     def cancel(self, client_id: str, *, now: datetime) -> BrokerOrder: ...

@@ -193,10 +193,10 @@ def _submit(body: Mapping[str, Any], expected_seq: int) -> Submit:
         seq=expected_seq,
         symbol=symbol,
         quantity=_number(body, "quantity") or 0.0,
-        type=OrderType(body.get("type")),
+        type=OrderType(str(body.get("type"))),
         limit_price=_number(body, "limit_price", optional=True),
         stop_price=_number(body, "stop_price", optional=True),
-        tif=TimeInForce(body.get("tif")),
+        tif=TimeInForce(str(body.get("tif"))),
         target=Target(target) if target is not None else None,
         target_value=_number(body, "target_value") or 0.0,
         tag=tag,
@@ -211,8 +211,14 @@ def read_messages(work: Path) -> RunOutput:
         raise UserError(f"the live run's child wrote no {ORDERS_FILE}; it ended without reporting its orders") from exc
     except (OSError, ValueError) as exc:
         raise UserError(f"the live run's {ORDERS_FILE} is not JSON ({exc}); the run's orders were not sent") from exc
-    if not isinstance(body, dict) or not isinstance(body.get("messages"), list) or not isinstance(body.get("state"), dict):
-        raise UserError(f"the live run's {ORDERS_FILE} lacks its messages list or state; the run's orders were not sent")
+    if (
+        not isinstance(body, dict)
+        or not isinstance(body.get("messages"), list)
+        or not isinstance(body.get("state"), dict)
+    ):
+        raise UserError(
+            f"the live run's {ORDERS_FILE} lacks its messages list or state; the run's orders were not sent"
+        )
     raw = body["messages"]
     if len(raw) > MAX_MESSAGES:
         raise UserError(
