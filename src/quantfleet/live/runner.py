@@ -218,10 +218,11 @@ class LiveRunner:
         finally:
             attempt.end()
             attempt.cleanup()
-        if outcome is None:
-            job = self.jobs.get(job_id)
+        if outcome is None:  # released (retried, or dead after the last attempt) or its lease lost
+            job, tries = self.jobs.with_attempts(job_id)
             status = "retrying" if job.state is JobState.QUEUED else job.state.value
-            self.deployments.update_run(dep_id, number, status=status, error=job.error)
+            reason = job.error or next((a.error for a in reversed(tries) if a.error), None)
+            self.deployments.update_run(dep_id, number, status=status, error=reason)
             return None
         self.deployments.update_run(
             dep_id, number, status=outcome.state.value, finished_at=self.clock.now(), error=outcome.error

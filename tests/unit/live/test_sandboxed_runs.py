@@ -15,10 +15,11 @@ from typing import Any
 import pytest
 
 from quantfleet.core.errors import UserError
+from quantfleet.core.orders import OrderStatus
 from quantfleet.data import MarketDataStore
 from quantfleet.engine.live.messages import ORDERS_FILE, Cancel, Submit, read_messages
 from quantfleet.jobs import JobState
-from quantfleet.live.broker import BrokerUnavailable
+from quantfleet.live.broker import BrokerUnavailable, OrderRequest
 from quantfleet.live.deployments import DeploymentService
 from quantfleet.live.paper import PaperBroker
 from quantfleet.live.runner import LiveRunner
@@ -224,3 +225,54 @@ def test_the_childs_messages_are_checked_before_anything_is_sent(tmp_path: Path)
     (tmp_path / ORDERS_FILE).write_text("{not json")
     with pytest.raises(UserError, match="not JSON"):
         read_messages(tmp_path)
+
+
+def test_a_child_cannot_cancel_another_deployments_order(
+    deploy: Any, deployments: DeploymentService, clock: FrozenClock, daily_store: MarketDataStore
+) -> None:
+    """A strategy that forges a cancel message for an order not its deployment's: ignored, and said in the log."""
+    broker = FakeBroker()
+    theirs = "qf-someoneelse0-1-1"
+    broker.submit(OrderRequest(client_id=theirs, symbol="AAA", quantity=5), now=FIRST)
+    code = f"def run(ctx):\n    ctx._router.messages.append({{'op': 'cancel', 'client_id': {theirs!r}}})\n"
+    dep, runner = make(deploy, deployments, clock, daily_store, code, broker=broker)
+    try:
+        fire(runner, FIRST, clock)
+        assert runner.run_pending() == 1
+    finally:
+        runner.close()
+    assert broker.get_order(theirs).status is OrderStatus.OPEN  # type: ignore[union-attr]
+    (run,) = deployments.runs(dep.id)
+    assert f"cancel of {theirs} ignored" in runner.jobs.read_log(run.job_id).text  # type: ignore[arg-type]
+
+
+def test_a_run_whose_child_dies_is_retried_and_sends_its_order_once(
+    deploy: Any, deployments: DeploymentService, clock: FrozenClock, daily_store: MarketDataStore, tmp_path: Path
+) -> None:
+    """The child is killed (as if the machine lost it) before reporting: released like any job, then rerun."""
+    code = """
+import os, signal
+
+def run(ctx, marker=""):
+    ctx.order("AAA", 1)
+    if not os.path.exists(marker):
+        open(marker, "w").close()
+        os.kill(os.getpid(), signal.SIGKILL)
+"""
+    broker = FakeBroker()
+    marker = tmp_path / "killed-once"
+    dep, runner = make(deploy, deployments, clock, daily_store, code, broker=broker, params={"marker": str(marker)})
+    try:
+        fire(runner, FIRST, clock)
+        (job_id,) = runner.pending()
+        assert runner.run_job(job_id) is None
+        assert marker.exists()
+        assert broker.sent == []  # it died before its orders left
+        (run,) = deployments.runs(dep.id)
+        assert run.status == "retrying"
+        assert "SIGKILL" in (run.error or "")
+        assert runner.run_pending() == 1
+    finally:
+        runner.close()
+    assert runner.jobs.get(job_id).attempt == 2
+    assert broker.sent == [f"qf-{dep.id[:12]}-1-1"]
