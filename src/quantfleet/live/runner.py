@@ -262,17 +262,8 @@ class LiveRunner:
         """Fill on the newest bar if it is new, then write the child's task, code, snapshot and bars."""
         now = self.clock.now()
         spec = deployment.spec
-        # Only bars whose period has ended: a bar labelled t is complete at t + one bar.
-        feed, _ = load_feed(self._store(), list(spec.universe), end=now - spec.frequency.step, frequency=spec.frequency)
-        cut = max(0, feed.n_bars - spec.history_bars)
-        fields = {k: v[cut:] for k, v in feed.fields.items()}
-        feed = type(feed)(feed.symbols, feed.ts[cut:], fields, feed.frequency, {}, feed.snapshot)
-        history = BarHistory.from_feed(feed, spec.universe)
-        if history.last_ts is None:
-            raise StrategyError(
-                f"no bars of {', '.join(spec.universe)} in the data store to run on; "
-                "ingest some ('quantfleet data ingest') or schedule an ingestion before the deployment"
-            )
+        history = self._history(deployment, now)
+        assert history.last_ts is not None
         broker = self._broker(deployment, now)
         calendar = spec.trigger.calendar if isinstance(spec.trigger, CronTrigger) else "XNYS"
         gate = RiskGate(
@@ -308,6 +299,22 @@ class LiveRunner:
         arrays["ts"] = np.asarray(history.ts, dtype=np.int64)
         np.savez(attempt.work / BARS_FILE, **arrays)
         return _Run(deployment, number, now, broker, gate, bars, at, new_bar, fills)
+
+    def _history(self, deployment: Deployment, now: datetime) -> BarHistory:
+        """Return the deployment's newest ``history_bars`` completed bars; StrategyError if there is none."""
+        spec = deployment.spec
+        # Only bars whose period has ended: a bar labelled t is complete at t + one bar.
+        feed, _ = load_feed(self._store(), list(spec.universe), end=now - spec.frequency.step, frequency=spec.frequency)
+        cut = max(0, feed.n_bars - spec.history_bars)
+        fields = {k: v[cut:] for k, v in feed.fields.items()}
+        feed = type(feed)(feed.symbols, feed.ts[cut:], fields, feed.frequency, {}, feed.snapshot)
+        history = BarHistory.from_feed(feed, spec.universe)
+        if history.last_ts is None:
+            raise StrategyError(
+                f"no bars of {', '.join(spec.universe)} in the data store to run on; "
+                "ingest some ('quantfleet data ingest') or schedule an ingestion before the deployment"
+            )
+        return history
 
     def _forward(self, run: _Run, attempt: Attempt, claim: Claim, outcome: Outcome) -> Outcome:
         """Send the child's order messages through the risk limits to the broker; save ctx.state and P&L."""

@@ -168,20 +168,25 @@ def run_live_step(spec: Mapping[str, Any], work: Path, *, log_stream: TextIO | N
     bars = LiveBars(history)
     bars.refresh()
     call(strategy.on_bar, f" on bar {ctx.time:%Y-%m-%d %H:%M}", bars)
+    _write_output(work, router.messages, ctx.state)
+    return {"messages": len(router.messages)}
+
+
+def _write_output(work: Path, messages: list[dict[str, Any]], state: dict[str, Any]) -> None:
+    """Write orders.json: the run's order messages and ``ctx.state`` (aside, then renamed: never half a file)."""
     try:
-        messages = json.dumps(router.messages, allow_nan=False)
+        sent = json.dumps(messages, allow_nan=False)
     except ValueError as exc:
         raise UserError(
             f"an order of this run has a quantity or price that is not a finite number ({exc}); none was sent"
         ) from exc
     try:
-        state = json.dumps(ctx.state, allow_nan=False)
+        kept = json.dumps(state, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise UserError(
             f"ctx.state holds a value that is not plain JSON ({exc}); keep str, numbers, bools, None, "
             "lists and dicts in it (store a model's parameters, not the model object)"
         ) from exc
     staged = work / f".{ORDERS_FILE}.tmp"
-    staged.write_text(f'{{"messages": {messages}, "state": {state}}}')
+    staged.write_text(f'{{"messages": {sent}, "state": {kept}}}')
     staged.replace(work / ORDERS_FILE)
-    return {"messages": len(router.messages)}

@@ -6,7 +6,6 @@ test's worker does); tests/sandbox/test_live_runs.py runs the same in the real s
 
 from __future__ import annotations
 
-import json
 import os
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,10 +13,8 @@ from typing import Any
 
 import pytest
 
-from quantfleet.core.errors import UserError
 from quantfleet.core.orders import OrderStatus
 from quantfleet.data import MarketDataStore
-from quantfleet.engine.live.messages import ORDERS_FILE, Cancel, Submit, read_messages
 from quantfleet.jobs import JobState
 from quantfleet.live.broker import BrokerUnavailable, OrderRequest
 from quantfleet.live.deployments import DeploymentService
@@ -200,33 +197,6 @@ def test_a_run_retried_after_the_forwarding_failed_sends_each_order_once(
     assert len(broker.orders) == 3
 
 
-def write(work: Path, body: Any) -> None:
-    (work / ORDERS_FILE).write_text(json.dumps(body))
-
-
-def test_the_childs_messages_are_checked_before_anything_is_sent(tmp_path: Path) -> None:
-    """The child is untrusted: a forged sequence, a NaN quantity or junk fails the run, naming the problem."""
-    good = {"op": "submit", "seq": 1, "symbol": "AAA", "quantity": 5, "type": "market", "tif": "gtc", "target_value": 0}
-    write(tmp_path, {"messages": [good, {"op": "cancel", "client_id": "qf-x-1-1"}], "state": {"n": 1}})
-    out = read_messages(tmp_path)
-    assert out.state == {"n": 1}
-    assert isinstance(out.messages[0], Submit)
-    assert out.messages[0].request("qf-abc-1-1").quantity == 5
-    assert out.messages[1] == Cancel("qf-x-1-1")
-    for bad, why in [
-        ({**good, "seq": 7}, "seq is 7 where 1 comes next"),
-        ({**good, "quantity": "lots"}, "not a finite number"),
-        ({**good, "type": "moon"}, "malformed"),
-        ({"op": "wire", "to": "x"}, "neither submit nor cancel"),
-    ]:
-        write(tmp_path, {"messages": [bad], "state": {}})
-        with pytest.raises(UserError, match=why):
-            read_messages(tmp_path)
-    (tmp_path / ORDERS_FILE).write_text("{not json")
-    with pytest.raises(UserError, match="not JSON"):
-        read_messages(tmp_path)
-
-
 def test_a_child_cannot_cancel_another_deployments_order(
     deploy: Any, deployments: DeploymentService, clock: FrozenClock, daily_store: MarketDataStore
 ) -> None:
@@ -276,3 +246,21 @@ def run(ctx, marker=""):
         runner.close()
     assert runner.jobs.get(job_id).attempt == 2
     assert broker.sent == [f"qf-{dep.id[:12]}-1-1"]
+
+
+def test_a_state_that_is_not_json_fails_the_run_and_sends_nothing(
+    deploy: Any, deployments: DeploymentService, clock: FrozenClock, daily_store: MarketDataStore
+) -> None:
+    """ctx.state must survive the trip out of the sandbox: an object in it fails the run, naming the fix."""
+    code = "def run(ctx):\n    ctx.order('AAA', 1)\n    ctx.state['model'] = object()\n"
+    broker = FakeBroker()
+    dep, runner = make(deploy, deployments, clock, daily_store, code, broker=broker)
+    try:
+        fire(runner, FIRST, clock)
+        runner.run_pending()
+    finally:
+        runner.close()
+    (run,) = deployments.runs(dep.id)
+    assert run.status == "failed"
+    assert "ctx.state holds a value that is not plain JSON" in (run.error or "")
+    assert broker.sent == []
