@@ -47,6 +47,7 @@ import numpy as np
 import sqlalchemy as sa
 
 from quantfleet.core.errors import InfrastructureError, UserError
+from quantfleet.core.logging import bind_job_id, reset_job_id
 from quantfleet.core.orders import Fill, OrderStatus
 from quantfleet.core.settings import Settings
 from quantfleet.data import MarketDataStore
@@ -201,6 +202,16 @@ class LiveRunner:
         claim = self.jobs.claim_job(self.worker, job_id)
         if claim is None:
             return None
+        # The run's log records carry its job id (the Attempt binds it too), and only while it runs:
+        # the scheduler's thread goes back to its own context afterwards.
+        token = bind_job_id(job_id)
+        try:
+            return self._run_claimed(claim)
+        finally:
+            reset_job_id(token)
+
+    def _run_claimed(self, claim: Claim) -> Outcome | None:
+        job_id = claim.job_id
         live = claim.spec.live or {}
         dep_id, number = str(live["deployment"]), int(live["run"])
         attempt = Attempt(

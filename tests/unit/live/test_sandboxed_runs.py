@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from quantfleet.core.logging import current_job_id
 from quantfleet.core.orders import OrderStatus
 from quantfleet.data import MarketDataStore
 from quantfleet.jobs import JobState
@@ -73,6 +74,7 @@ def test_the_strategy_runs_in_the_jobs_child_without_the_schedulers_secrets(
         assert runner.run_pending() == 1
     finally:
         runner.close()
+    assert current_job_id() is None  # the scheduler's own log records name no run's job afterwards
     state = deployments.get(dep.id).state
     assert state["pid"] != os.getpid()
     assert state["keys"] == []
