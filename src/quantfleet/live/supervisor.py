@@ -7,6 +7,12 @@ it exited or has not beaten for ``stale_after`` seconds. A restarted process
 recovers from the broker (positions, open orders) and the database
 (``ctx.state``, the last bar handled), never from the dead one's memory.
 Step mode for tests; :meth:`serve` loops.
+
+:class:`EventFleet` does this for every active event-driven deployment at
+once: the scheduler process steps it on each tick, so a deployment created
+``--on-bars`` (from the CLI or the API) is started without anyone running
+``quantfleet deployments supervise``, restarted when it fails, and stopped
+when it is paused or stopped.
 """
 
 from __future__ import annotations
@@ -17,14 +23,14 @@ import os
 import signal
 import subprocess
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 from quantfleet.jobs.clock import Clock
-from quantfleet.live.deployments import DeploymentService
-from quantfleet.live.models import DeploymentStatus
+from quantfleet.live.deployments import DeploymentNotFound, DeploymentService
+from quantfleet.live.models import BarsTrigger, DeploymentStatus
 
-__all__ = ["Supervisor"]
+__all__ = ["EventFleet", "Supervisor"]
 
 log = logging.getLogger(__name__)
 
@@ -105,3 +111,54 @@ class Supervisor:
                 stop.wait(every)
         finally:
             self.stop()
+
+
+class EventFleet:
+    """Supervise the process of every active event-driven (``bars``-triggered) deployment.
+
+    ``command(deployment_id)`` returns the argv that runs one deployment (``quantfleet deployments run ID``).
+    """
+
+    def __init__(
+        self,
+        command: Callable[[str], Sequence[str]],
+        service: DeploymentService,
+        *,
+        clock: Clock,
+        stale_after: float = 30.0,
+        max_restarts: int = 100,
+    ) -> None:
+        self.command = command
+        self.service = service
+        self.clock = clock
+        self.stale_after = stale_after
+        self.max_restarts = max_restarts
+        self.supervisors: dict[str, Supervisor] = {}
+
+    def step(self) -> dict[str, str]:
+        """Start, keep, restart or stop each deployment's process; return what was done, by deployment id."""
+        done: dict[str, str] = {}
+        for dep in self.service.list(status=DeploymentStatus.ACTIVE):
+            if isinstance(dep.spec.trigger, BarsTrigger) and dep.id not in self.supervisors:
+                self.supervisors[dep.id] = Supervisor(
+                    self.command(dep.id), self.service, dep.id, clock=self.clock,
+                    stale_after=self.stale_after, max_restarts=self.max_restarts,
+                )  # fmt: skip
+        for dep_id, sup in list(self.supervisors.items()):
+            try:
+                done[dep_id] = sup.step()
+            except DeploymentNotFound:
+                sup.stop()
+                done[dep_id] = "stopped"
+            except Exception:  # one deployment's trouble (a failed spawn) must not stop the others
+                log.exception("deployment %s: supervising failed; trying again on the next step", dep_id)
+                continue
+            if done[dep_id] in ("stopped", "gave up"):
+                del self.supervisors[dep_id]
+        return done
+
+    def stop(self) -> None:
+        """Kill every supervised process (the scheduler is stopping)."""
+        for sup in self.supervisors.values():
+            sup.stop()
+        self.supervisors.clear()
