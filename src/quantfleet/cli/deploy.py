@@ -18,8 +18,8 @@ from quantfleet.cli import remote
 from quantfleet.cli.common import state
 from quantfleet.core.settings import Settings, load_settings
 from quantfleet.core.types import Frequency
-from quantfleet.jobs import JobService
 from quantfleet.data import MarketDataStore
+from quantfleet.jobs import JobService
 from quantfleet.jobs.clock import Clock, SystemClock
 from quantfleet.live.brokers import open_broker
 from quantfleet.live.deployments import DeploymentService
@@ -108,8 +108,13 @@ def deploy(
     service = _service()
     sha = service.put_code(strategy.read_bytes(), strategy.name)
     spec = DeploymentSpec.model_validate(
-        {**fields, "owner": getpass.getuser(), "code_sha256": sha, "code_name": strategy.name,
-         "universe": tuple(universe)}  # fmt: skip
+        {
+            **fields,
+            "owner": getpass.getuser(),
+            "code_sha256": sha,
+            "code_name": strategy.name,
+            "universe": tuple(universe),
+        }
     )
     dep = service.create(spec)
     out.print(f"{dep.id} deployed ({spec.name}, {broker}, {schedule or 'on bars'}); 'quantfleet scheduler' runs it")

@@ -57,7 +57,7 @@ class ReplayServer:
                 self.end_headers()
                 self.wfile.write(data)
 
-            do_GET = do_POST = do_DELETE = do_PATCH = do_PUT = _answer
+            do_GET = do_POST = do_DELETE = do_PATCH = do_PUT = _answer  # noqa: N815 (http.server's names)
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)

@@ -109,4 +109,6 @@ def test_bad_input_is_refused_naming_the_fix(cli: CliRunner) -> None:
     invoke(cli, "data", "schedule", "add", "eod", "--vendor", "yahoo", "--symbols", "AAPL", "--cron", "0 18 * * *")
     assert "remove it first" in refused("add", "eod", "--vendor", "yahoo", "--symbols", "AAPL", "--cron", "0 19 * * *")
     kept = IngestBook(JobService.from_settings(load_settings()).db).list()
-    assert [(r.job.name, r.job.trigger.cron) for r in kept] == [("eod", "0 18 * * *")]  # the refused add changed nothing
+    assert [(r.job.name, r.job.trigger.cron) for r in kept] == [
+        ("eod", "0 18 * * *")
+    ]  # the refused add changed nothing

@@ -39,10 +39,9 @@ def test_list_read_pause_resume_kill_stop(url: str, tokens: dict[str, str], serv
 def test_create_a_deployment_over_http(url: str, tokens: dict[str, str], service: JobService, strategy: Path) -> None:
     """The client uploads the file and its settings; the server stores that code under the token's user."""
     with Client(url, tokens["alice"]) as qf:
-        made = qf.create_deployment(strategy, symbols="aaa,bbb", schedule="*/15 9-16 * * MON-FRI", name="hold",
-                                    risk={"max_position": 100}, engine={"cash": 20_000}, idempotency_key="k1")  # fmt: skip
-        again = qf.create_deployment(strategy, symbols="aaa,bbb", schedule="*/15 9-16 * * MON-FRI", name="hold",
-                                     risk={"max_position": 100}, engine={"cash": 20_000}, idempotency_key="k1")  # fmt: skip
+        fields = {"name": "hold", "risk": {"max_position": 100}, "engine": {"cash": 20_000}, "idempotency_key": "k1"}
+        made = qf.create_deployment(strategy, symbols="aaa,bbb", schedule="*/15 9-16 * * MON-FRI", **fields)
+        again = qf.create_deployment(strategy, symbols="aaa,bbb", schedule="*/15 9-16 * * MON-FRI", **fields)
         assert again["id"] == made["id"]  # a retried create is the same deployment
         assert (made["owner"], made["universe"], made["trigger"]["cron"]) == ("alice", ["AAA", "BBB"],
                                                                               "*/15 9-16 * * MON-FRI")  # fmt: skip

@@ -162,9 +162,7 @@ def _owned(service: DeploymentService, dep_id: str, user: Principal) -> Deployme
     return dep
 
 
-def _spec_of(
-    create: DeploymentCreate, *, code_name: str, sha256: str, owner: str, now: datetime
-) -> DeploymentSpec:
+def _spec_of(create: DeploymentCreate, *, code_name: str, sha256: str, owner: str, now: datetime) -> DeploymentSpec:
     """Return the deployment spec of a checked request; a field that does not fit is named in ``errors``."""
     trigger = create.trigger
     if trigger.kind == "cron":
@@ -172,13 +170,17 @@ def _spec_of(
             first = next_fire(trigger, now)  # the cron and the calendar, checked before storing
         except (ConfigError, CalendarError) as exc:
             field = "calendar" if isinstance(exc, CalendarError) else "cron"
-            raise SpecInvalid(f"the trigger is invalid: {exc}", [
-                {"loc": ["body", "spec", "trigger", field], "msg": str(exc), "type": "value_error"}]) from None  # fmt: skip
+            loc = ["body", "spec", "trigger", field]
+            raise SpecInvalid(
+                f"the trigger is invalid: {exc}", [{"loc": loc, "msg": str(exc), "type": "value_error"}]
+            ) from None
         if first is None:
-            msg = (f"{trigger.cron!r} never fires inside a {trigger.calendar} session in the next 400 days; "
-                   "pick times within trading hours, or set sessions_only to false")  # fmt: skip
-            raise SpecInvalid(f"the trigger is invalid: {msg}", [
-                {"loc": ["body", "spec", "trigger", "cron"], "msg": msg, "type": "value_error"}])  # fmt: skip
+            msg = (
+                f"{trigger.cron!r} never fires inside a {trigger.calendar} session in the next 400 days; "
+                "pick times within trading hours, or set sessions_only to false"
+            )
+            loc = ["body", "spec", "trigger", "cron"]
+            raise SpecInvalid(f"the trigger is invalid: {msg}", [{"loc": loc, "msg": msg, "type": "value_error"}])
     body = {
         "name": create.name or code_name.removesuffix(".py").replace(" ", "_")[:64],
         "owner": owner,
