@@ -3,7 +3,10 @@
 The process (``quantfleet deployments run ID``) records a heartbeat in the
 deployment's row every few seconds. :meth:`Supervisor.step` starts it when
 it is not running, and kills (its whole process group) and restarts it when
-it exited or has not beaten for ``stale_after`` seconds. A restarted process
+it exited or has not beaten for ``stale_after`` seconds; one that keeps
+dying is restarted ever more slowly (1, 2, 4 ... 60 seconds after its
+last start), and after ``max_restarts`` failures in a row (each within
+5 minutes of its start) the deployment is paused. A restarted process
 recovers from the broker (positions, open orders) and the database
 (``ctx.state``, the last bar handled), never from the dead one's memory.
 Step mode for tests; :meth:`serve` loops.
@@ -33,6 +36,8 @@ from quantfleet.live.models import BarsTrigger, DeploymentStatus
 __all__ = ["EventFleet", "Supervisor"]
 
 log = logging.getLogger(__name__)
+
+_HEALTHY = timedelta(minutes=5)  # a process that lived this long before failing counts as a fresh start
 
 
 class Supervisor:
@@ -72,7 +77,10 @@ class Supervisor:
         self.process.wait(timeout=10)
 
     def step(self) -> str:
-        """Start, keep or restart the process; return what was done: started, running, restarted, stopped or gave up."""
+        """Start, keep or restart the process; return what was done.
+
+        One of: started, running, restarted, waiting (dead, restarted after the backoff), stopped or gave up.
+        """
         dep = self.service.get(self.deployment_id)
         if dep.status is not DeploymentStatus.ACTIVE:
             self.stop()
@@ -87,6 +95,10 @@ class Supervisor:
         stale = since is not None and now - since > self.stale_after
         if not (exited or stale):
             return "running"
+        if self.started_at is not None and now - self.started_at >= _HEALTHY:
+            self.restarts = 0  # it ran well for a while: only failures in a row slow restarts down or give up
+        if exited and not stale and self.started_at is not None and now - self.started_at < self._backoff():
+            return "waiting"  # it keeps dying at once (the feed is down?): do not respawn it every second
         if self.restarts >= self.max_restarts:
             self.service.pause(self.deployment_id, reason=f"its process failed {self.restarts} times; see its log")
             self.stop()
@@ -97,6 +109,10 @@ class Supervisor:
         self.restarts += 1
         self._start()
         return "restarted"
+
+    def _backoff(self) -> timedelta:
+        """Return how long after its start a process that died is restarted: 0, then 1, 2, 4 ... 60 seconds."""
+        return timedelta(seconds=0.0 if self.restarts == 0 else min(60.0, 2.0 ** (self.restarts - 1)))
 
     def stop(self) -> None:
         """Kill the process (its whole group)."""

@@ -135,3 +135,19 @@ def test_a_schedule_that_never_fires_is_refused(client: Any, service: JobService
     assert ["body", "spec", "trigger", "cron"] in [e["loc"] for e in answer.json()["errors"]]
     assert "never fires" in answer.json()["detail"]
     assert DeploymentService(service).list() == []
+
+
+def test_accounts_are_the_callers_own_and_alpaca_is_for_admins(client: Any, service: JobService) -> None:
+    """Two users naming the same paper account get one each; only an admin may deploy to the server's Alpaca."""
+    spec = {"symbols": ["AAA"], "trigger": CRON, "account": "main"}
+    alice = post(client, "alice", spec).json()
+    bob = post(client, "bob", spec).json()
+    assert (alice["account"], bob["account"]) == ("alice:main", "bob:main")
+    assert post(client, "alice", spec).json()["account"] == "alice:main"  # her deployments share her account
+    refused = post(client, "bob", {**spec, "account": "../alice"})
+    assert refused.status_code == 422
+    assert ["body", "spec", "account"] in [e["loc"] for e in refused.json()["errors"]]
+    alpaca = post(client, "alice", {**spec, "broker": "alpaca"})
+    assert alpaca.status_code == 403
+    assert "only an admin" in alpaca.json()["detail"]
+    assert post(client, "root", {**spec, "broker": "alpaca"}).status_code == 201

@@ -109,3 +109,34 @@ def test_the_scheduler_steps_the_fleet_and_stops_it_when_it_stops(
     scheduler.serve(stop, clock=clock.now)
     assert process.poll() is not None
     assert fleet.supervisors == {}
+
+
+def test_a_process_that_keeps_dying_is_restarted_ever_more_slowly_then_given_up(
+    deploy: Any, deployments: DeploymentService, clock: FrozenClock
+) -> None:
+    """Restarts back off (1, 2, 4 s after the last start); after max_restarts in a row the deployment pauses."""
+    dep = deploy("def run(ctx):\n    pass\n")
+    sup = Supervisor([sys.executable, "-c", "raise SystemExit(1)"], deployments, dep.id, clock=clock, max_restarts=3)
+
+    def dead() -> None:
+        process = sup.process
+        assert process is not None
+        wait_for(lambda: process.poll() is not None)
+
+    assert sup.step() == "started"
+    dead()
+    assert sup.step() == "restarted"  # the first restart is at once
+    dead()
+    assert sup.step() == "waiting"
+    clock.advance(1)
+    assert sup.step() == "restarted"
+    dead()
+    clock.advance(1)
+    assert sup.step() == "waiting"  # 2 s after the last start
+    clock.advance(1)
+    assert sup.step() == "restarted"
+    dead()
+    clock.advance(4)
+    assert sup.step() == "gave up"
+    paused = deployments.get(dep.id)
+    assert (paused.status.value, paused.reason) == ("paused", "its process failed 3 times; see its log")

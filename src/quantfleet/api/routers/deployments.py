@@ -23,7 +23,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from quantfleet.api.deps import Context, CurrentUser, Principal
-from quantfleet.api.errors import SpecInvalid
+from quantfleet.api.errors import Forbidden, SpecInvalid
 from quantfleet.api.idempotency import idempotent
 from quantfleet.api.submission import check_common, engine_settings, parse_spec
 from quantfleet.api.uploads import strategy_code
@@ -56,8 +56,14 @@ class DeploymentCreate(BaseModel):
         "or {'kind': 'bars'} (each bar on the MQTT feed)."
     )
     name: str | None = Field(default=None, max_length=64, description="A short name (default: the file's stem).")
-    broker: Literal["paper", "alpaca"] = "paper"
-    account: str = Field(default="", max_length=64, description="Broker account (paper: default the deployment's).")
+    broker: Literal["paper", "alpaca"] = Field(default="paper", description="alpaca: admins only.")
+    account: str = Field(
+        default="",
+        max_length=40,
+        pattern=r"^[A-Za-z0-9_.\-]*$",
+        description="Paper: a name of your own account, shared by your deployments that name it (stored as "
+        "'owner:name'); default: the deployment's own.",
+    )
     frequency: Frequency = Frequency.DAILY
     params: dict[str, Any] = Field(default_factory=dict, description="Strategy parameters (plain JSON values).")
     risk: RiskLimits = Field(default_factory=RiskLimits)
@@ -181,6 +187,13 @@ def _spec_of(create: DeploymentCreate, *, code_name: str, sha256: str, owner: st
             )
             loc = ["body", "spec", "trigger", "cron"]
             raise SpecInvalid(f"the trigger is invalid: {msg}", [{"loc": loc, "msg": msg, "type": "value_error"}])
+    account = create.account
+    if account and create.broker == "paper":
+        # A paper account named over HTTP is the caller's own: "main" is "alice:main", never another user's.
+        account = f"{owner}:{account}"
+        if len(account) > 64:
+            msg = f"with your user name the account is {len(account)} characters; name it in {63 - len(owner)} or fewer"
+            raise SpecInvalid(msg, [{"loc": ["body", "spec", "account"], "msg": msg, "type": "too_long"}])
     body = {
         "name": create.name or code_name.removesuffix(".py").replace(" ", "_")[:64],
         "owner": owner,
@@ -191,7 +204,7 @@ def _spec_of(create: DeploymentCreate, *, code_name: str, sha256: str, owner: st
         "universe": tuple(s.strip().upper() for s in create.symbols),
         "frequency": create.frequency,
         "broker": create.broker,
-        "account": create.account,
+        "account": account,
         "trigger": trigger,
         "risk": create.risk,
         "engine": engine_settings(create.engine),
@@ -227,6 +240,12 @@ async def create_deployment(
     code = strategy_code(strategy.filename, data, entry=parsed.entry, limits=limits)
     sha = hashlib.sha256(code.data).hexdigest()
     content = {"spec": parsed.model_dump(mode="json"), "code": code.name, "sha256": sha}
+
+    if parsed.broker == "alpaca" and not user.admin:
+        raise Forbidden(
+            "an Alpaca deployment trades the server's Alpaca account (its credentials); only an admin may create "
+            "one over HTTP: deploy to 'paper', or ask an admin"
+        )
 
     def act() -> tuple[int, DeploymentPublic, dict[str, str]]:
         service = _service(ctx)
