@@ -11,6 +11,7 @@ is in the recorded answers; the server checks that every recorded request is mad
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,8 +26,10 @@ from quantfleet.live.alpaca import AlpacaBroker
 from quantfleet.live.broker import Broker, OrderRequest
 from quantfleet.live.paper import Bar, PaperBroker
 from quantfleet.store import Database
+from quantfleet.testing.databases import POSTGRES_HOST, POSTGRES_PORT, POSTGRES_START, postgres_schema
 from quantfleet.testing.live import FakeBroker
 from quantfleet.testing.replay import ReplayServer, replaying
+from quantfleet.testing.servers import require_server
 
 CASSETTES = Path(__file__).resolve().parents[2] / "fixtures" / "vendors" / "alpaca_trading" / "contract"
 NOW = datetime(2024, 1, 2, 15, 0, tzinfo=UTC)
@@ -104,14 +107,29 @@ class AlpacaHarness:
         return self.connect()  # a new client (a restarted process) reads everything back from Alpaca
 
 
-@pytest.fixture(params=["paper", "fake", "alpaca"])
-def harness(request: pytest.FixtureRequest, db: Database) -> Iterator[Any]:
-    """Return each adapter's harness (the paper broker on SQLite and PostgreSQL)."""
-    if request.param == "paper":
-        yield PaperHarness(db)
+@contextlib.contextmanager
+def _paper_database(kind: str, folder: Path) -> Iterator[Database]:
+    """A migrated database of its own: a new SQLite file, or a new PostgreSQL schema (dropped after)."""
+    with contextlib.ExitStack() as stack:
+        if kind == "sqlite":
+            url = f"sqlite:///{folder / 'quantfleet.db'}"
+        else:
+            require_server("PostgreSQL", POSTGRES_HOST, POSTGRES_PORT, POSTGRES_START)
+            url = stack.enter_context(postgres_schema())
+        database = Database(url)
+        stack.callback(database.dispose)
+        database.upgrade()
+        yield database
+
+
+# The paper broker keeps its books in our database, so it runs on both; the others keep nothing there.
+@pytest.fixture(params=["paper-sqlite", "paper-postgres", "fake", "alpaca"])
+def harness(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    """Return each adapter's harness."""
+    if request.param.startswith("paper-"):
+        with _paper_database(request.param.removeprefix("paper-"), tmp_path) as db:
+            yield PaperHarness(db)
         return
-    if db.dialect != "sqlite":
-        pytest.skip(f"the {request.param} adapter keeps nothing in our database: once is enough")
     if request.param == "fake":
         yield FakeHarness()
         return
