@@ -69,10 +69,10 @@ def test_the_page_shows_status_positions_orders_and_pnl(api: tuple[Api, dict[str
     sections = deployment.books(dep)
     assert [s.children[0].children for s in sections] == [
         "Account",
-        "Positions",
-        "P&L",
-        "Orders",
         "Strategy state (ctx.state)",
+        "P&L",
+        "Positions",
+        "Orders",
     ]
     assert "P&L since the first run" in _text(sections[0])
     pnl = dep["pnl"]
@@ -105,8 +105,10 @@ def test_pause_resume_kill_with_flatten_and_stop(api: tuple[Api, dict[str, str],
         dep = gw.deployment(dep_id)
         assert dep["status"] == "paused"
         assert dep["reason"] == "kill switch (flatten)"
+        assert "skipped while paused" in _text(deployment.header(dep, now=datetime.now(UTC))[1])
         rows = deployment.order_rows(dep)
         kills = [r for r in rows if "-kill-" in r["client_id"]]
+        assert {r["run"] for r in kills} == {"kill switch"}
         assert sorted((r["symbol"], r["side"], r["quantity"]) for r in kills) == [
             ("AAA", "sell", 20.0),
             ("BBB", "sell", 10.0),

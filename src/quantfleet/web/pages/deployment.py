@@ -128,7 +128,7 @@ def header(dep: Mapping[str, Any], *, now: datetime) -> list[Any]:
     facts: list[tuple[str, str]] = [
         ("Status", status + (f" ({dep['reason']})" if dep.get("reason") else "")),
         ("Trigger", trigger_text(dep.get("trigger"))),
-        ("Next run", at_text(dep.get("next_run_at"), now=now) or ("none" if status != "active" else "not scheduled")),
+        ("Next run", _next_run(dep, status, now=now)),
         ("Last run", at_text(dep.get("last_run_at"), now=now) or "never"),
         ("Runs", str(dep.get("runs", 0))),
         ("Symbols", ", ".join(dep.get("universe") or [])),
@@ -146,6 +146,15 @@ def header(dep: Mapping[str, Any], *, now: datetime) -> list[Any]:
         ),
         html.Dl([x for k, v in facts for x in (html.Dt(k), html.Dd(v))], className="qf-facts", id="deployment-facts"),
     ]
+
+
+def _next_run(dep: Mapping[str, Any], status: str, *, now: datetime) -> str:
+    when = at_text(dep.get("next_run_at"), now=now)
+    if status == "stopped":
+        return "none (stopped)"
+    if status == "paused":
+        return f"{when}, skipped while paused" if when else "none while paused"
+    return when or "not scheduled yet (the scheduler sets it)"
 
 
 def controls_disabled(status: str) -> tuple[bool, bool, bool, bool]:
@@ -186,7 +195,7 @@ def order_rows(dep: Mapping[str, Any]) -> list[dict[str, Any]]:
         out.append(
             {
                 "at": str(o.get("at", ""))[:19].replace("T", " "),
-                "run": o.get("run"),
+                "run": "kill switch" if o.get("run") == 0 else o.get("run"),
                 "symbol": o.get("symbol", ""),
                 "side": "" if quantity is None else ("buy" if float(quantity) > 0 else "sell"),
                 "quantity": "" if quantity is None else abs(float(quantity)),
@@ -267,13 +276,13 @@ def books(dep: Mapping[str, Any]) -> list[Any]:
             html.Dl([x for k, v in account for x in (html.Dt(k), html.Dd(v))], className="qf-facts"),
             id="deployment-account",
         ),
-        card("Positions", positions),
-        card("P&L", chart, wide=True),
-        card(f"Orders (the newest {shown})" if shown >= 200 else "Orders", orders, wide=True),
         card(
             "Strategy state (ctx.state)",
             html.Pre(json.dumps(dep.get("state") or {}, indent=2, sort_keys=True), className="qf-json"),
         ),
+        card("P&L", chart, wide=True),
+        card("Positions", positions, wide=True),
+        card(f"Orders (the newest {shown})" if shown >= 200 else "Orders", orders, wide=True),
     ]
 
 
