@@ -61,6 +61,13 @@ def _still_running(pids: dict[int, str]) -> list[int]:
     return alive
 
 
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
 class Up:
     """A ``quantfleet up`` process and the lines it prints."""
 
@@ -198,3 +205,31 @@ def test_up_on_postgres_and_redis_runs_a_job_through_celery(home: Path, pg_url: 
     assert "postgresql+psycopg://postgres:***@127.0.0.1:5432/test" in text
     assert "not-needed-with-trust" not in text  # passwords are never printed
     assert f"broker:    redis://127.0.0.1:6379/{REDIS_DB}" in text, text
+
+
+def test_a_deployment_created_over_http_is_run_by_ups_scheduler(home: Path) -> None:
+    """An on-bars deployment POSTed to up's API gets its process from up's scheduler; Ctrl-C ends it too."""
+    require_server("Mosquitto", "127.0.0.1", 1883, "mosquitto -p 1883 -d")
+    tiny_market(Settings(home=home))
+    up = Up(home)
+    try:
+        token = up.value("API token")
+        api = up.value("API docs").removesuffix("/docs")
+        with httpx.Client(base_url=api, headers={"Authorization": f"Bearer {token}"}, timeout=30) as client:
+            spec = {"symbols": ["AAA"], "trigger": {"kind": "bars"}, "frequency": "1m"}
+            created = client.post(
+                "/v1/deployments",
+                files={"strategy": ("sma.py", (ROOT / "examples" / "sma_crossover.py").read_bytes())},
+                data={"spec": json.dumps(spec)},
+            )
+            assert created.status_code == 201, created.text
+            dep_id = created.json()["id"]
+            wait_until(lambda: client.get(f"/v1/deployments/{dep_id}").json()["heartbeat_at"], timeout=120,
+                       what="the scheduler to start the deployment's process")  # fmt: skip
+        children = _tree(up.proc.pid)
+        assert any(dep_id.encode() in _cmdline(pid) for pid in _still_running(children))
+        up.proc.send_signal(signal.SIGINT)
+        assert up.proc.wait(90) == 0, up.errors.read_text()[-3000:]
+        assert _still_running(children) == [], "processes outlived quantfleet up"
+    finally:
+        up.stop()

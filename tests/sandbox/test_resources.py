@@ -176,3 +176,20 @@ def test_raising_its_own_limits_is_refused(run_job) -> None:
     assert job.text.split()[:2] == ["refused", str(FAST.open_files)]
     assert "(0, 0)" in job.text
     assert os.getuid() == 0  # the worker itself kept its identity
+
+
+def test_a_job_runs_below_the_workers_cpu_priority_and_cannot_climb_back(run_job) -> None:
+    ours = os.getpriority(os.PRIO_PROCESS, 0)
+    job = run_job(
+        """
+        import os
+        print("nice", os.getpriority(os.PRIO_PROCESS, 0))
+        try:
+            os.setpriority(os.PRIO_PROCESS, 0, 0)
+            print("raised")
+        except OSError:
+            print("refused")
+        """
+    )
+    assert job.text.split() == ["nice", str(max(ours, FAST.nice)), "refused"]
+    assert os.getpriority(os.PRIO_PROCESS, 0) == ours  # the worker (and the API beside it) kept its priority

@@ -8,9 +8,10 @@ sizes, engine settings, symbols) and pins the snapshot.
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from quantfleet.api.errors import LimitExceeded, SpecInvalid
 from quantfleet.api.schemas import SpecCreate, SweepCreate, WalkForwardCreate
@@ -20,10 +21,12 @@ from quantfleet.data import MarketDataStore
 from quantfleet.engine import EngineConfig
 from quantfleet.jobs import CodeRef, JobKind, JobSpec
 
-__all__ = ["check_limits", "job_spec", "parse_spec", "sweep_settings"]
+__all__ = ["check_common", "check_limits", "engine_settings", "job_spec", "parse_spec", "sweep_settings"]
+
+M = TypeVar("M", bound=BaseModel)
 
 
-def parse_spec(text: str, model: type[SpecCreate]) -> SpecCreate:
+def parse_spec(text: str, model: type[M]) -> M:
     """Return the ``spec`` part parsed as ``model``; :class:`SpecInvalid` lists what is wrong, field by field."""
     try:
         raw = json.loads(text)
@@ -42,21 +45,23 @@ def _json_size(value: Any) -> int:
     return len(json.dumps(value, allow_nan=False, default=str).encode())
 
 
-def check_limits(spec: SpecCreate, limits: ApiSettings) -> None:
-    """Refuse a spec past a limit (:class:`LimitExceeded`, naming the limit)."""
-    if len(spec.symbols) > limits.max_symbols:
-        raise LimitExceeded(f"{len(spec.symbols)} symbols; the limit (max_symbols) is {limits.max_symbols}")
-    for symbol in [*spec.symbols, spec.benchmark or ""]:
+def check_common(
+    *, symbols: Sequence[str], params: Mapping[str, Any], engine: Mapping[str, Any], limits: ApiSettings,
+    extra_params: int = 0, benchmark: str | None = None,
+) -> None:  # fmt: skip
+    """Refuse symbols, parameters or engine settings past a limit (:class:`LimitExceeded`, naming the limit)."""
+    if len(symbols) > limits.max_symbols:
+        raise LimitExceeded(f"{len(symbols)} symbols; the limit (max_symbols) is {limits.max_symbols}")
+    for symbol in [*symbols, benchmark or ""]:
         if len(symbol) > limits.max_symbol_length:
             raise LimitExceeded(
                 f"symbol {symbol[:40]!r}... has {len(symbol)} characters; the limit (max_symbol_length) "
                 f"is {limits.max_symbol_length}"
             )
-    grid = spec.grid if isinstance(spec, SweepCreate) else []
-    count = len(spec.params) + len(grid)
+    count = len(params) + extra_params
     if count > limits.max_params:
         raise LimitExceeded(f"{count} parameters (params and grid); the limit (max_params) is {limits.max_params}")
-    for name, value in spec.params.items():
+    for name, value in params.items():
         if len(name) > 100:
             raise LimitExceeded(f"parameter name {name[:40]!r}... is longer than 100 characters")
         try:
@@ -68,14 +73,21 @@ def check_limits(spec: SpecCreate, limits: ApiSettings) -> None:
                 f"parameter {name!r} is {size} bytes as JSON; the limit (max_param_value_bytes) is "
                 f"{limits.max_param_value_bytes}"
             )
+    if _json_size(engine) > 16 * 1024:
+        raise LimitExceeded("the engine settings are larger than 16 KiB as JSON")
+
+
+def check_limits(spec: SpecCreate, limits: ApiSettings) -> None:
+    """Refuse a spec past a limit (:class:`LimitExceeded`, naming the limit)."""
+    grid = spec.grid if isinstance(spec, SweepCreate) else []
+    check_common(symbols=spec.symbols, params=spec.params, engine=spec.engine, limits=limits,
+                 extra_params=len(grid), benchmark=spec.benchmark)  # fmt: skip
     for text in [*grid, *(spec.where if isinstance(spec, SweepCreate) else [])]:
         if len(text) > limits.max_param_value_bytes:
             raise LimitExceeded(
                 f"a grid or where entry has {len(text)} characters; the limit (max_param_value_bytes) is "
                 f"{limits.max_param_value_bytes}"
             )
-    if _json_size(spec.engine) > 16 * 1024:
-        raise LimitExceeded("the engine settings are larger than 16 KiB as JSON")
 
 
 def sweep_settings(spec: SpecCreate) -> dict[str, Any] | None:
@@ -99,7 +111,8 @@ def sweep_settings(spec: SpecCreate) -> dict[str, Any] | None:
     return settings
 
 
-def _engine(settings: dict[str, Any]) -> dict[str, Any]:
+def engine_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """Return engine settings checked and completed by :class:`EngineConfig`; ``errors`` names a bad field."""
     try:
         return EngineConfig.model_validate(settings).model_dump(mode="json")
     except ValidationError as exc:
@@ -132,7 +145,7 @@ def job_spec(
             end=spec.end,
             frequency=spec.frequency,
             snapshot=int(store.resolve(spec.snapshot)),
-            engine=_engine(spec.engine),
+            engine=engine_settings(spec.engine),
             sweep=sweep_settings(spec),
             benchmark=benchmark,
             calendar=spec.calendar or default_calendar,

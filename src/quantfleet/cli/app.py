@@ -19,6 +19,7 @@ from quantfleet.cli import db as db_cli
 from quantfleet.cli import deploy as deploy_cli
 from quantfleet.cli import jobs as jobs_cli
 from quantfleet.cli import report as report_cli
+from quantfleet.cli import schedule as schedule_cli
 from quantfleet.cli import sweep as sweep_cli
 from quantfleet.cli import users as users_cli
 from quantfleet.cli.api import api as api_cmd
@@ -42,6 +43,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+data_cli.app.add_typer(schedule_cli.app, name="schedule")
 app.add_typer(data_cli.app, name="data")
 app.add_typer(report_cli.app, name="report")
 app.command("backtest")(backtest)

@@ -1,35 +1,40 @@
-"""quantfleet deploy, deployments ls/show/pause/resume/stop/kill, and scheduler: thin faces over quantfleet.live."""
+"""quantfleet deploy, deployments ls/show/pause/resume/stop/kill/run/supervise, and scheduler: faces over live."""
 
 from __future__ import annotations
 
 import getpass
+import os
 import signal
 import sys
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from quantfleet.cli import remote
 from quantfleet.cli.common import state
 from quantfleet.core.settings import Settings, load_settings
 from quantfleet.core.types import Frequency
+from quantfleet.data import MarketDataStore
 from quantfleet.jobs import JobService
-from quantfleet.jobs.clock import SystemClock
+from quantfleet.jobs.clock import Clock, SystemClock
 from quantfleet.live.brokers import open_broker
 from quantfleet.live.deployments import DeploymentService
+from quantfleet.live.ingest import IngestBook, scheduled
 from quantfleet.live.models import DeploymentSpec, DeploymentStatus
 from quantfleet.live.mqtt import BarFeed, run_on_bars
 from quantfleet.live.risk import kill as kill_switch
 from quantfleet.live.runner import LiveRunner
 from quantfleet.live.scheduler import Scheduler
 from quantfleet.live.session import DeploymentSession
-from quantfleet.live.supervisor import Supervisor
+from quantfleet.live.supervisor import EventFleet, Supervisor
 from quantfleet.live.triggers import check_cron
 from quantfleet.strategy.loader import load_strategy
 
-__all__ = ["app", "deploy", "scheduler"]
+__all__ = ["app", "build_scheduler", "deploy", "event_command", "scheduler"]
 
 app = typer.Typer(help="List, pause, resume, stop and kill deployments.", no_args_is_help=True)
 out = Console()
@@ -60,46 +65,55 @@ def deploy(
     max_order_value: float | None = typer.Option(None, "--max-order-value", help="Largest value of one order."),
     max_daily_loss: float | None = typer.Option(None, "--max-daily-loss", help="Pause past this loss in a day."),
     max_orders_per_day: int | None = typer.Option(None, "--max-orders-per-day", help="Orders per day at most."),
+    idempotency_key: str | None = typer.Option(
+        None, "--idempotency-key", help="Remote mode: deploying again with this key returns the same deployment."
+    ),
 ) -> None:
     """Deploy a strategy file to paper or live trading on a schedule or on market events."""
     if (schedule is None) == (not on_bars):
         raise typer.BadParameter("give either --schedule CRON or --on-bars")
     if schedule is not None:
         check_cron(schedule)
-    loaded = load_strategy(strategy)
+    loaded = load_strategy(strategy)  # your own file, on your machine: it must load before it is deployed
     params = {}
     for item in param:
         key, sep, value = item.partition("=")
         if not sep:
             raise typer.BadParameter(f"--param {item!r}: write NAME=VALUE")
         params[key] = value
-    service = _service()
-    sha = service.put_code(strategy.read_bytes(), strategy.name)
     trigger = (
         {"kind": "cron", "cron": schedule, "calendar": calendar, "half_days": half_days}
         if schedule
         else {"kind": "bars"}
     )
+    fields = {
+        "name": name or strategy.stem.replace(" ", "_"),
+        "class_name": loaded.name if loaded.kind.value == "class" else None,
+        "params": params,
+        "frequency": Frequency.parse(frequency).value,
+        "broker": broker,
+        "account": account,
+        "trigger": trigger,
+        "risk": {
+            "max_position": max_position,
+            "max_order_value": max_order_value,
+            "max_daily_loss": max_daily_loss,
+            "max_orders_per_day": max_orders_per_day,
+        },
+        "engine": {"cash": cash},
+    }
+    universe = [s.strip() for s in symbols.split(",") if s.strip()]
+    if (qf := remote.client()) is not None:  # remote mode: QUANTFLEET_API_URL names a server
+        return remote.deploy(qf, strategy, spec={"symbols": universe, **fields}, idempotency_key=idempotency_key)
+    service = _service()
+    sha = service.put_code(strategy.read_bytes(), strategy.name)
     spec = DeploymentSpec.model_validate(
         {
-            "name": name or strategy.stem.replace(" ", "_"),
+            **fields,
             "owner": getpass.getuser(),
             "code_sha256": sha,
             "code_name": strategy.name,
-            "class_name": loaded.name if loaded.kind.value == "class" else None,
-            "params": params,
-            "universe": tuple(s.strip() for s in symbols.split(",") if s.strip()),
-            "frequency": Frequency.parse(frequency),
-            "broker": broker,
-            "account": account,
-            "trigger": trigger,
-            "risk": {
-                "max_position": max_position,
-                "max_order_value": max_order_value,
-                "max_daily_loss": max_daily_loss,
-                "max_orders_per_day": max_orders_per_day,
-            },
-            "engine": {"cash": cash},
+            "universe": tuple(universe),
         }
     )
     dep = service.create(spec)
@@ -109,6 +123,8 @@ def deploy(
 @app.command("ls")
 def ls(status: str | None = typer.Option(None, "--status", help="active, paused or stopped.")) -> None:
     """List deployments."""
+    if (qf := remote.client()) is not None:
+        return remote.deployments(qf, status=status)
     service = _service()
     table = Table("id", "name", "status", "broker", "trigger", "runs", "next run")
     for dep in service.list(status=DeploymentStatus(status) if status else None):
@@ -145,18 +161,24 @@ def show(deployment: str = typer.Argument(..., help="Deployment id (or 6+ leadin
 @app.command("pause")
 def pause(deployment: str = typer.Argument(..., help="Deployment id.")) -> None:
     """Hold a deployment: runs are skipped and orders refused until resumed."""
+    if (qf := remote.client()) is not None:
+        return remote.change_deployment(qf, deployment, "pause")
     out.print(f"{_service().pause(deployment).id} paused")
 
 
 @app.command("resume")
 def resume(deployment: str = typer.Argument(..., help="Deployment id.")) -> None:
     """Let a paused deployment trade again."""
+    if (qf := remote.client()) is not None:
+        return remote.change_deployment(qf, deployment, "resume")
     out.print(f"{_service().resume(deployment).id} active")
 
 
 @app.command("stop")
 def stop(deployment: str = typer.Argument(..., help="Deployment id.")) -> None:
     """End a deployment for good (its records stay)."""
+    if (qf := remote.client()) is not None:
+        return remote.change_deployment(qf, deployment, "stop")
     out.print(f"{_service().stop(deployment).id} stopped")
 
 
@@ -166,6 +188,8 @@ def kill(
     flatten: bool = typer.Option(False, "--flatten", help="Also close the deployment's positions at market."),
 ) -> None:
     """Kill switch: pause at once, cancel open orders, optionally flatten."""
+    if (qf := remote.client()) is not None:
+        return remote.change_deployment(qf, deployment, "kill", flatten=flatten)
     service = _service()
     dep = service.get(deployment)
     now = SystemClock().now()
@@ -215,20 +239,64 @@ def supervise(
     sup.serve(stop_event)
 
 
+def build_scheduler(
+    service: DeploymentService,
+    store: MarketDataStore,
+    *,
+    clock: Clock,
+    env: Mapping[str, str],
+    events: EventFleet | None = None,
+    settings: Settings | None = None,
+) -> Scheduler:
+    """Return the scheduler ``quantfleet scheduler`` runs: cron deployments, stored ingestion schedules, events.
+
+    With ``settings``, scheduled runs' children start as those settings' workers' do (the sandbox unless
+    ``QUANTFLEET_SANDBOX=trusted``), and the sandbox's self-test runs now: a broken sandbox stops the start.
+    """
+    if settings is not None:
+        runner = LiveRunner.from_settings(service, settings, store=lambda: store, clock=clock)
+    else:
+        runner = LiveRunner(service, store=lambda: store, clock=clock)
+    ingest = scheduled(IngestBook(service.db, clock=clock), store, env=env)
+    return Scheduler(runner, ingest=ingest, events=events)
+
+
+def event_command(dep_id: str, *, mqtt_host: str = "127.0.0.1", mqtt_port: int = 1883) -> list[str]:
+    """Return the argv of an event deployment's process: ``quantfleet deployments run ID``."""
+    return [sys.executable, "-m", "quantfleet.cli.app", "deployments", "run", dep_id,
+            "--mqtt-host", mqtt_host, "--mqtt-port", str(mqtt_port)]  # fmt: skip
+
+
 def scheduler(
     once: bool = typer.Option(False, "--once", help="Tick once (fire what is due now) and exit."),
+    events: bool = typer.Option(
+        True, "--events/--no-events", help="Also run and supervise the --on-bars deployments' processes."
+    ),
+    mqtt_host: str = typer.Option("127.0.0.1", "--mqtt-host", help="MQTT broker of the event deployments."),
+    mqtt_port: int = typer.Option(1883, "--mqtt-port", help="Its port."),
+    stale_after: float = typer.Option(30.0, "--stale-after", help="Restart an event process silent this long (s)."),
 ) -> None:
-    """Run the scheduler: deployments' cron runs as live jobs, until Ctrl-C."""
+    """Run the scheduler until Ctrl-C: cron runs as live jobs, ingestion schedules, event deployments' processes."""
     service = _service()
     clock = SystemClock()
-    runner = LiveRunner(service, store=state.store, clock=clock)
-    sched = Scheduler(runner)
-    if once:
-        for fired in sched.tick(clock.now()):
-            out.print(f"fired {fired}")
-        return
-    stop_event = threading.Event()
-    signal.signal(signal.SIGINT, lambda *_: stop_event.set())
-    signal.signal(signal.SIGTERM, lambda *_: stop_event.set())
-    out.print("scheduler running; Ctrl-C stops it")
-    sched.serve(stop_event, clock=clock.now)
+    fleet = None
+    if events and not once:  # a single tick would start the processes only to kill them
+        fleet = EventFleet(
+            lambda dep_id: event_command(dep_id, mqtt_host=mqtt_host, mqtt_port=mqtt_port),
+            service, clock=clock, stale_after=stale_after,
+        )  # fmt: skip
+    sched = build_scheduler(
+        service, state.store(), clock=clock, env=dict(os.environ), events=fleet, settings=_settings()
+    )
+    try:
+        if once:
+            for fired in sched.tick(clock.now()):
+                out.print(f"fired {fired}")
+            return
+        stop_event = threading.Event()
+        signal.signal(signal.SIGINT, lambda *_: stop_event.set())
+        signal.signal(signal.SIGTERM, lambda *_: stop_event.set())
+        out.print("scheduler running; Ctrl-C stops it")
+        sched.serve(stop_event, clock=clock.now)
+    finally:
+        sched.runner.close()

@@ -1,8 +1,9 @@
-"""Remote mode of the job commands: with ``QUANTFLEET_API_URL`` set, they talk to a server through the client.
+"""Remote mode of the job and deployment commands: with ``QUANTFLEET_API_URL`` set, they talk to a server.
 
-``quantfleet submit`` and ``quantfleet jobs ls|show|logs|cancel|rerun`` branch
-here once, at their top; everything else about them (options, rendering
-style, exit codes) stays the same. The token comes from ``QUANTFLEET_API_TOKEN``.
+``quantfleet submit``, ``quantfleet jobs ls|show|logs|cancel|rerun``, ``quantfleet
+deploy`` and ``quantfleet deployments ls|pause|resume|stop|kill`` branch here
+once, at their top; everything else about them (options, rendering style,
+exit codes) stays the same. The token comes from ``QUANTFLEET_API_TOKEN``.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from rich.table import Table
 from quantfleet.client import Client, JobInfo
 from quantfleet.core.errors import ConfigError
 
-__all__ = ["cancel", "client", "logs", "ls", "rerun", "show", "submit"]
+__all__ = ["cancel", "change_deployment", "client", "deploy", "deployments", "logs", "ls", "rerun", "show", "submit"]
 
 out = Console()
 err = Console(stderr=True)
@@ -172,3 +173,40 @@ def rerun(qf: Client, job_id: str, *, verify: bool, local: bool) -> None:
     if verify or local:
         raise ConfigError("--verify and --local need the local database; unset QUANTFLEET_API_URL to use them")
     out.print(qf.rerun(job_id).id)
+
+
+@_closing
+def deploy(qf: Client, strategy: Path, *, spec: dict[str, Any], idempotency_key: str | None) -> None:
+    """Create a deployment on the server; print its id as the local command does."""
+    trigger = spec.pop("trigger")
+    if trigger["kind"] == "cron":
+        spec.update(schedule=trigger["cron"], calendar=trigger["calendar"], half_days=trigger["half_days"])
+    else:
+        spec["on_bars"] = True
+    dep = qf.create_deployment(strategy, idempotency_key=idempotency_key, **spec)
+    when = dep["trigger"].get("cron", "on bars")
+    out.print(f"{dep['id']} deployed ({dep['name']}, {dep['broker']}, {when}) on {qf.url}", highlight=False)
+
+
+@_closing
+def deployments(qf: Client, *, status: str | None) -> None:
+    """List the server's deployments (yours; an admin's: everyone's)."""
+    table = Table(title=f"deployments on {qf.url}")
+    for col in ("id", "name", "owner", "status", "broker", "trigger", "runs", "next run"):
+        table.add_column(col, no_wrap=True, min_width=32 if col == "id" else None)
+    for dep in qf.deployments():
+        if status and dep["status"] != status:
+            continue
+        nxt = dep.get("next_run_at")
+        table.add_row(dep["id"], dep["name"], dep["owner"], dep["status"], dep["broker"],
+                      dep["trigger"].get("cron", "on bars"), str(dep["runs"]),
+                      _when(datetime.fromisoformat(nxt)) if nxt else "-")  # fmt: skip
+    out.print(table)
+
+
+@_closing
+def change_deployment(qf: Client, deployment_id: str, action: str, *, flatten: bool = False) -> None:
+    """Pause, resume, stop or kill a deployment on the server; print its new status."""
+    calls = {"pause": qf.pause_deployment, "resume": qf.resume_deployment, "stop": qf.stop_deployment}
+    dep = qf.kill_deployment(deployment_id, flatten=flatten) if action == "kill" else calls[action](deployment_id)
+    out.print(f"{dep['id']} {dep['status']}")

@@ -3,8 +3,9 @@
 It migrates the job database once, creates a first admin user and API token
 when there is no user yet, then starts each component as ``quantfleet <command>``
 in its own session (so a terminal's Ctrl-C reaches only this supervisor):
-the HTTP API, the workers, and (when this build has them) the scheduler and
-the dashboard. On SIGINT or SIGTERM it sends SIGTERM to every component, waits
+the HTTP API, the workers, and (when this build has them) the scheduler (cron
+runs, ingestion schedules, and the on-bars deployments' processes, which it
+supervises and ends when it stops) and the dashboard. On SIGINT or SIGTERM it sends SIGTERM to every component, waits
 for each (workers give running jobs ``--grace`` seconds), and kills whatever is
 left of each component's process group, so nothing outlives it. If a component
 exits on its own, everything stops and the exit code is 1.

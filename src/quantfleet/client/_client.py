@@ -347,6 +347,37 @@ class Client:
 
     # -- deployments ------------------------------------------------------------------------------
 
+    def create_deployment(
+        self,
+        strategy_path: str | Path,
+        *,
+        symbols: str | Sequence[str],
+        schedule: str | None = None,
+        on_bars: bool = False,
+        calendar: str = "XNYS",
+        half_days: str = "skip",
+        idempotency_key: str | None = None,
+        **spec: Any,
+    ) -> dict[str, Any]:
+        """Deploy a strategy file on a cron ``schedule`` (in ``calendar``'s time zone) or ``on_bars``; return it.
+
+        ``spec`` takes the other fields of the API's DeploymentCreate: name, broker (paper, alpaca),
+        account, frequency, params, risk (max_position, max_order_value, max_daily_loss,
+        max_orders_per_day), engine (the paper account's cash and fill settings), class_name, entry.
+        """
+        if (schedule is None) == (not on_bars):
+            raise ValueError("give either schedule='CRON' or on_bars=True")
+        trigger = {"kind": "bars"} if on_bars else {"kind": "cron", "cron": schedule, "calendar": calendar,
+                                                    "half_days": half_days}  # fmt: skip
+        path = Path(strategy_path)
+        content_type = "application/zip" if path.suffix == ".zip" else "text/x-python"
+        part = json.dumps({"symbols": _symbols(symbols), "trigger": trigger,
+                           **{k: v for k, v in spec.items() if v is not None}}, default=str)  # fmt: skip
+        files = {"strategy": (path.name, path.read_bytes(), content_type), "spec": (None, part, "application/json")}
+        created: dict[str, Any] = self._json("POST", "/v1/deployments", files=files,
+                                             key=idempotency_key or str(uuid.uuid4()))  # fmt: skip
+        return created
+
     def deployments(self) -> builtins.list[dict[str, Any]]:
         """Return your deployments (an admin: everyone's) as the API lists them."""
         found: builtins.list[dict[str, Any]] = self._json("GET", "/v1/deployments")

@@ -55,6 +55,7 @@ from quantfleet.dispatch.task import (
 from quantfleet.sandbox import BacktestSpec, run_spec
 from quantfleet.sandbox.archive import is_archive, unpack_strategy
 from quantfleet.sandbox.isolation.seccomp import STRICT_ENV, enter_strict_mode
+from quantfleet.sandbox.live import run_live_step
 
 __all__ = ["forked_entry", "main", "run_task"]
 
@@ -84,13 +85,14 @@ def _limit_exceeded(limits: Limits) -> None:
 
 def _unpack(task: Task, work: Path) -> Task:
     """Unpack a strategy archive into ``work/code`` (here, in the job's own process); point the task at its file."""
-    backtest = task.spec if task.kind is TaskKind.BACKTEST else task.spec.get("backtest")
+    own = task.kind in (TaskKind.BACKTEST, TaskKind.LIVE)  # the spec names the strategy itself
+    backtest = task.spec if own else task.spec.get("backtest")
     if not isinstance(backtest, dict) or not is_archive(str(backtest.get("strategy", ""))):
         return task
     entry = unpack_strategy(work / backtest["strategy"], work / "code")
     sys.path.insert(0, str(entry.parent))  # the archive's helper modules import as top-level ones
     relative = {**backtest, "strategy": str(entry.relative_to(work))}
-    spec = relative if task.kind is TaskKind.BACKTEST else {**task.spec, "backtest": relative}
+    spec = relative if own else {**task.spec, "backtest": relative}
     return dataclasses.replace(task, spec=spec)
 
 
@@ -142,6 +144,8 @@ def _user_error(message: str, work: Path) -> int:
 
 
 def _dispatch(task: Task, work: Path) -> TaskResult:
+    if task.kind is TaskKind.LIVE:  # the worker handed it its bars: no market-data store is opened
+        return TaskResult(status="ok", metrics=run_live_step(task.spec, work, log_stream=sys.stderr))
     store = task.data.open()
     out = work / OUT_DIR
     if task.kind is TaskKind.BACKTEST:

@@ -499,8 +499,13 @@ class Attempt:
         """
         return retry(lambda: self.service.release(self.claim, reason=reason, penalty=penalty), stop=None)
 
-    def record(self, end: End) -> Outcome | None:
-        """Record how the child ended (see the module docstring); return the outcome, None when released/dropped."""
+    def record(self, end: End, *, on_success: Callable[[Outcome], Outcome] | None = None) -> Outcome | None:
+        """Record how the child ended (see the module docstring); return the outcome, None when released/dropped.
+
+        ``on_success``: called with a succeeded outcome before it is recorded (a live run forwards its
+        orders here), returning the outcome to record; its UserError fails the job, its
+        InfrastructureError releases it for a retry.
+        """
         limits = self.claim.spec.limits
         if end.ending is Ending.STALE:
             return None
@@ -515,6 +520,14 @@ class Attempt:
                 detail = f": {end.verdict}{detail}"
             self.release(f"the job's process ended unexpectedly ({_describe(end.code)}){detail}")
             return None
+        if on_success is not None and outcome.state is JobState.SUCCEEDED:
+            try:
+                outcome = on_success(outcome)
+            except UserError as exc:
+                outcome = Outcome(state=JobState.FAILED, error=str(exc))
+            except InfrastructureError as exc:
+                self.release(f"the job's results could not be applied: {exc}")
+                return None
         if self.log_note:
             error = f"{outcome.error}\n{self.log_note}" if outcome.error else self.log_note
             outcome = dataclasses.replace(outcome, error=error)

@@ -12,6 +12,11 @@ strategy file is loaded:
   libraries reserve far more address space than they touch).
 - ``RLIMIT_FSIZE`` (largest file the job may write), ``RLIMIT_NOFILE`` (open
   files) and ``RLIMIT_CORE = 0`` (no core dumps filling the disk).
+- A CPU priority below the worker's (``nice`` 10 by default, ``RLIMIT_NICE``
+  so it cannot be raised again): on a machine the API, the scheduler or the
+  worker's own heartbeats share with jobs, the jobs' number crunching waits
+  for them, not the other way round. It changes no result, only who runs
+  first when the cores are busy.
 
 Processes per user (``RLIMIT_NPROC``) counts every process of the worker's
 user, not the job's: only the sandbox (one uid per slot, and the cgroup's
@@ -24,6 +29,7 @@ user, not the job's: only the sandbox (one uid per slot, and the cgroup's
 from __future__ import annotations
 
 import errno
+import os
 import resource
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -58,6 +64,8 @@ class Limits:
     work_files: int = 10_000
     artifact_files: int = 100
     artifact_bytes: int = 1024 * MIB
+    nice: int = 10
+    """The job's CPU priority (0 to 19, higher yields more): below the control plane's, see the module docstring."""
 
     def to_json(self) -> dict[str, Any]:
         """Return the limits as the child's job.json holds them."""
@@ -95,9 +103,20 @@ def _data_bytes() -> int:
     return 0
 
 
+def _yield_cpu(nice: int) -> None:
+    """Lower this process's CPU priority to ``nice`` (never raise it) and forbid raising it again."""
+    nice = max(0, min(19, nice))
+    current = os.getpriority(os.PRIO_PROCESS, 0)
+    if nice > current:
+        os.setpriority(os.PRIO_PROCESS, 0, nice)
+    # 0: an unprivileged process may never lower its nice value again (root keeps CAP_SYS_NICE regardless).
+    _lower(resource.RLIMIT_NICE, 0)
+
+
 def apply_limits(limits: Limits) -> None:
     """Apply ``limits`` to this process (and what it starts), counting CPU from now."""
     _lower(resource.RLIMIT_CORE, 0)
+    _yield_cpu(limits.nice)
     if limits.cpu_seconds is not None:
         used = resource.getrusage(resource.RUSAGE_SELF)
         spent = used.ru_utime + used.ru_stime

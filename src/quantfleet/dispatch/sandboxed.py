@@ -57,6 +57,7 @@ def sandbox_limits(limits: Limits, defaults: SandboxLimits = DEFAULT_SANDBOX_LIM
         defaults,
         wall_seconds=limits.wall_seconds,
         cpus=limits.cpus,
+        nice=limits.nice,
         memory_bytes=limits.memory_bytes or defaults.memory_bytes,
         pids=limits.processes,
         open_files=limits.open_files or defaults.open_files,

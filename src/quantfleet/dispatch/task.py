@@ -7,6 +7,8 @@ child needs into the work folder, and reads back what it produced::
       task.json      the task (kind, spec, data store, limits), written by the worker
       <strategy>.py  the strategy code, fetched from the object store by its sha256
       children.json  a sweep gather's input: each child job's parameters and metrics
+      live.json, bars.npz, orders.json   a live run's snapshot in, its order messages out
+                     (see quantfleet.engine.live.messages)
       out/           what the child writes: a run folder, or a sweep's leaderboard and report
       result.json    the outcome, written by the child: status, message, metrics or combinations
 
@@ -56,6 +58,7 @@ class TaskKind(StrEnum):
     EXPAND = "expand"  # list a sweep's combinations (grid or seeded random draw) into result.json
     GATHER = "gather"  # rank a sweep's finished children: leaderboard.parquet, report.html, sweep.json
     SWEEP = "sweep"  # run a whole sweep in one child (optimizer and walk-forward searches are sequential)
+    LIVE = "live"  # one scheduled run of a deployment: snapshot in, order messages out (quantfleet.sandbox.live)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -73,12 +73,21 @@ class Feed:
     @classmethod
     def from_table(cls, table: pa.Table, *, frequency: Frequency = Frequency.DAILY) -> Feed:
         """Return a feed from a long table (symbol, ts, open, high, low, close, volume)."""
-        symbols = sorted(pc.unique(table.column("symbol").cast(pa.string())).to_pylist())
+        # Symbols as dictionary codes (no Python string per row), renumbered in sorted order.
+        encoded = pc.dictionary_encode(table.column("symbol").cast(pa.string())).combine_chunks()
+        names = encoded.dictionary.to_pylist()
+        order = sorted(range(len(names)), key=names.__getitem__)
+        renumber = np.empty(len(names), dtype=np.intp)
+        renumber[order] = np.arange(len(names))
+        symbols = [names[i] for i in order]
+        sym_idx = renumber[encoded.indices.to_numpy(zero_copy_only=False)]
         ts_all = table.column("ts").cast(pa.int64()).to_numpy()
-        ts = np.unique(ts_all)
-        col = {s: i for i, s in enumerate(symbols)}
-        sym_idx = np.array([col[s] for s in table.column("symbol").cast(pa.string()).to_pylist()])
-        rows = np.searchsorted(ts, ts_all)
+        if len(symbols) == 1 and bool(np.all(ts_all[1:] > ts_all[:-1])):
+            # One symbol in time order (the common read): the rows are the bars, no sort or scatter.
+            ts = np.ascontiguousarray(ts_all)
+            arrays = {name: np.array(table.column(name).to_numpy(), dtype=np.float64).reshape(-1, 1) for name in FIELDS}
+            return cls(tuple(symbols), ts, arrays, frequency)
+        ts, rows = np.unique(ts_all, return_inverse=True)
         arrays = {}
         for name in FIELDS:
             arr = np.full((len(ts), len(symbols)), np.nan)

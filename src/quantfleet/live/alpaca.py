@@ -96,8 +96,13 @@ class AlpacaBroker:
     def from_env(cls, *, env: Mapping[str, str] | None = None) -> AlpacaBroker:
         """Return the account the environment's credentials open (paper unless ALPACA_PAPER=false)."""
         key, secret, paper = credentials(env)
+        return cls.connect(key, secret, paper=paper)
+
+    @classmethod
+    def connect(cls, key: str, secret: str, *, paper: bool = True, url: str | None = None) -> AlpacaBroker:
+        """Return the account these keys open; ``url`` replaces Alpaca's endpoint (a proxy, a test server)."""
         client, *_ = _sdk()
-        return cls(client.TradingClient(key, secret, paper=paper))
+        return cls(client.TradingClient(key, secret, paper=paper, url_override=url))
 
     def _call(self, func: Any, *args: Any) -> Any:
         import requests

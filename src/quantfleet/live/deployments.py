@@ -17,11 +17,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from quantfleet.core.errors import UserError
+from quantfleet.core.errors import ConfigError, UserError
 from quantfleet.jobs import JobService
 from quantfleet.jobs.clock import Clock, SystemClock
 from quantfleet.live.broker import Account, BrokerOrder, OrderRequest
-from quantfleet.live.models import Deployment, DeploymentId, DeploymentSpec, DeploymentStatus, Run
+from quantfleet.live.models import CronTrigger, Deployment, DeploymentId, DeploymentSpec, DeploymentStatus, Run
+from quantfleet.live.triggers import next_fire
 from quantfleet.store import Database, ObjectNotFound
 from quantfleet.store.models import deployment_equity, deployment_orders, deployment_runs, deployments
 
@@ -96,6 +97,11 @@ class DeploymentService:
                 "store it with DeploymentService.put_code first ('quantfleet deploy FILE' does so)"
             )
         now = self.clock.now()
+        if isinstance(spec.trigger, CronTrigger) and next_fire(spec.trigger, now) is None:
+            raise ConfigError(
+                f"the schedule {spec.trigger.cron!r} never fires inside a {spec.trigger.calendar} session in the "
+                "next 400 days; pick times within trading hours"
+            )
         dep_id = uuid.uuid4().hex
         with self.db.write() as conn:
             conn.execute(

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -33,30 +32,12 @@ from quantfleet.core.types import US_PER_DAY
 from quantfleet.engine.broker import SimBroker
 from quantfleet.engine.config import EngineConfig
 from quantfleet.engine.feed import FIELDS, Feed
+from quantfleet.engine.live.orders import Account, Bar, BrokerOrder, OrderRequest, UnknownOrder
 from quantfleet.engine.portfolio import SimPortfolio
-from quantfleet.live.broker import Account, BrokerOrder, OrderRequest, UnknownOrder
 from quantfleet.store import Database
 from quantfleet.store.models import paper_accounts, paper_fills, paper_orders, paper_positions
 
 __all__ = ["Bar", "PaperBroker"]
-
-
-@dataclass(frozen=True, slots=True)
-class Bar:
-    """One symbol's bar: its opening time (UTC) and OHLCV."""
-
-    symbol: str
-    ts: datetime
-    open: float
-    high: float
-    low: float
-    close: float
-    volume: float
-
-    @property
-    def ts_us(self) -> int:
-        """Return the bar's time in UTC microseconds."""
-        return _to_us(self.ts)
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -1,4 +1,9 @@
-"""One deployment's strategy, context and broker in one process: a bar (or a scheduled run) at a time.
+"""One event deployment's strategy, context and broker in one process: a bar at a time.
+
+Used by ``quantfleet deployments run`` for ``--on-bars`` deployments, whose
+strategy runs in the process that holds the broker (not in the sandbox; see
+the README). Scheduled runs do not come here: each is a job whose strategy
+runs in the sandboxed child (:mod:`quantfleet.live.runner`).
 
 Per timestamp, in the backtest's order: the bars join the history; the paper
 broker matches the open orders against them (fills at the open) and the
@@ -16,7 +21,7 @@ import logging
 import tempfile
 import uuid
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -123,23 +128,6 @@ class DeploymentSession:
         self.history.append(ts_us, bars)
         self.ctx.advance()
         return self._step(bars, new_bar=True)
-
-    def run_once(self) -> list[Fill]:
-        """Handle one scheduled run over the history as loaded: fill on the newest bar if it is new, then on_bar."""
-        last = self.history.last_ts
-        if last is None:
-            raise StrategyError(
-                f"no bars of {', '.join(self.deployment.spec.universe)} in the data store to run on; "
-                "ingest some ('quantfleet data ingest') or schedule an ingestion before the deployment"
-            )
-        seen = self.service.last_bar_at(self.deployment.id)
-        newest = datetime.fromtimestamp(last / 1e6, tz=UTC)
-        bars = {}
-        for s in self.history.symbols:
-            if self.history.value("close", s) == self.history.value("close", s):
-                values = {f: self.history.value(f, s) for f in ("open", "high", "low", "close", "volume")}
-                bars[s] = Bar(s, newest, **values)
-        return self._step(bars, new_bar=seen is None or newest > seen)
 
     def _step(self, bars: Mapping[str, Bar], *, new_bar: bool) -> list[Fill]:
         now = self.clock.now()

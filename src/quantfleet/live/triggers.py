@@ -33,15 +33,18 @@ def check_cron(expression: str) -> None:
 
 
 def next_fire(trigger: CronTrigger, after: datetime) -> datetime | None:
-    """Return the first fire time (UTC) strictly after ``after``, None if none within the search horizon."""
+    """Return the first fire time (UTC) strictly after ``after``, None if none within 400 days (or the search)."""
     check_cron(trigger.cron)
     when = pd.Timestamp(after).tz_convert("UTC")
-    cal = calendar_for(trigger.calendar, when, when + pd.Timedelta(days=400))
+    horizon = when + pd.Timedelta(days=400)
+    cal = calendar_for(trigger.calendar, when, horizon)
     tz = cal.tz
     it = croniter(trigger.cron, after.astimezone(tz))
     with quiet():
         for _ in range(_SEARCH):
             local: datetime = it.get_next(datetime)
+            if local > horizon:  # past what the calendar was built for: it fires nowhere in that time
+                return None
             fire = _admit(cal, trigger, local)
             if fire is not None and fire > after:
                 return fire

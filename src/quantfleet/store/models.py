@@ -48,6 +48,7 @@ __all__ = [
     "deployments",
     "http_idempotency",
     "idempotency_keys",
+    "ingest_schedules",
     "job_events",
     "jobs",
     "metadata",
@@ -352,4 +353,18 @@ deployment_equity = sa.Table(
     sa.Column("at", UTCDateTime, primary_key=True),
     sa.Column("cash", sa.Float, nullable=False),
     sa.Column("equity", sa.Float, nullable=False),
+)
+
+ingest_schedules = sa.Table(
+    "ingest_schedules",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    # The whole IngestJob (vendor, symbols, frequency, cron trigger, window, mode).
+    sa.Column("spec", JSONDoc, nullable=False),
+    sa.Column("next_at", UTCDateTime, nullable=True),
+    sa.Column("last_run_at", UTCDateTime, nullable=True),
+    sa.Column("last_snapshot", sa.BigInteger, nullable=True),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
 )

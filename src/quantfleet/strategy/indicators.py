@@ -139,16 +139,20 @@ def crossover(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if a.shape != b.shape or a.ndim != 1:
         raise ValueError(f"crossover needs two 1-D arrays of one length, got {a.shape} and {b.shape}")
-    out = np.zeros(len(a))
+    out = np.empty(len(a))
     _crossover_nb(a, b, out)
     return out
 
 
 @njit(cache=True, nogil=True)
 def _crossover_nb(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
-    # One pass instead of four comparisons and two masks: a sweep calls this per combination.
+    # One pass, writing every bar (no zeroed array first), the comparisons of bar i kept for bar i + 1:
+    # a sweep calls this per combination.
+    if len(a) == 0:
+        return
+    out[0] = 0.0
+    below, above = a[0] < b[0], a[0] > b[0]
     for i in range(1, len(a)):
-        if a[i - 1] < b[i - 1] and a[i] > b[i]:
-            out[i] = 1.0
-        elif a[i - 1] > b[i - 1] and a[i] < b[i]:
-            out[i] = -1.0
+        lt, gt = a[i] < b[i], a[i] > b[i]
+        out[i] = (1.0 if below and gt else 0.0) - (1.0 if above and lt else 0.0)
+        below, above = lt, gt

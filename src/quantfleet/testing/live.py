@@ -156,7 +156,8 @@ def traded_paper_deployment(
     """Deploy ``code`` on a paper account over the settings' home and run it ``runs`` times; return its id.
 
     The runs are the scheduler's own (cron ``0 10 * * MON-FRI`` on XNYS, a frozen clock stepping from
-    1 March 2024 one session at a time), so the data store needs daily bars of AAA and BBB around then
+    1 March 2024 one session at a time), each strategy call in the job's child under the settings' sandbox
+    policy (the tests set ``QUANTFLEET_SANDBOX=trusted``). The data store needs daily bars of AAA and BBB then
     (:func:`quantfleet.testing.jobs.tiny_market`). Each run's market orders fill on the next run's new bar,
     so after three runs the deployment holds positions, has filled and open orders, and a P&L series.
     """
@@ -183,7 +184,8 @@ def traded_paper_deployment(
     )
     dep = service.create(spec)
     store = MarketDataStore.from_settings(settings)
-    scheduler = Scheduler(LiveRunner(service, store=lambda: store, clock=clock))
+    runner = LiveRunner.from_settings(service, settings, store=lambda: store, clock=clock)
+    scheduler = Scheduler(runner)
     session = datetime(2024, 3, 1, 15, 0, 30, tzinfo=UTC)  # 10:00 New York, before daylight saving time
     fired = 0
     for _ in range(runs * 7):  # weekends and holidays fire nothing
@@ -192,5 +194,6 @@ def traded_paper_deployment(
         clock.set(session)
         fired += sum(1 for f in scheduler.tick(session) if f.startswith(dep.id))
         session += timedelta(days=1)
+    runner.close()
     jobs.db.dispose()
     return dep.id

@@ -62,3 +62,24 @@ def test_jobs_ls_show_and_cancel_read_the_server(remote: CliRunner, strategy: Pa
     assert service.get(job_id).state.value == "cancelled"
     missing = remote.invoke(app, ["jobs", "show", "0" * 32])
     assert missing.exit_code != 0
+
+
+def test_deploy_and_deployments_go_to_the_server(remote: CliRunner, strategy: Path, service: JobService) -> None:
+    """'quantfleet deploy' uploads to the server (owned by the token's user); ls, pause, resume, stop act there."""
+    from quantfleet.live.deployments import DeploymentService
+
+    made = remote.invoke(app, ["deploy", str(strategy), "--symbols", "AAA", "--schedule", "*/15 9-16 * * MON-FRI",
+                               "--calendar", "XNYS", "--broker", "paper", "--max-order-value", "5000"])  # fmt: skip
+    assert made.exit_code == 0, made.output
+    dep_id = made.output.split()[0]
+    deployments = DeploymentService(service)
+    dep = deployments.get(dep_id)
+    assert (dep.spec.owner, dep.spec.risk.max_order_value, dep.spec.class_name) == ("alice", 5000, "Hold")
+    listed = remote.invoke(app, ["deployments", "ls"])
+    assert listed.exit_code == 0, listed.output
+    assert dep_id in listed.output
+    for action, status in (("pause", "paused"), ("resume", "active"), ("kill", "paused"), ("stop", "stopped")):
+        changed = remote.invoke(app, ["deployments", action, dep_id])
+        assert changed.exit_code == 0, changed.output
+        assert status in changed.output
+        assert deployments.get(dep_id).status.value == status

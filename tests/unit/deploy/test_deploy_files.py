@@ -212,6 +212,21 @@ def test_worker_pod_is_locked_down() -> None:
     assert "PodDisruptionBudget" in kinds
 
 
+def test_the_scheduler_can_sandbox_its_live_runs() -> None:
+    """Scheduled live runs' strategies run in bubblewrap inside the scheduler's container, as workers' jobs do."""
+    compose = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())["services"]["scheduler"]
+    assert compose["environment"]["QUANTFLEET_WORKER_LAUNCHER"] == "bubblewrap"
+    assert compose["user"] == "0:0"
+    assert "SYS_ADMIN" in compose["cap_add"]
+    assert "seccomp=./seccomp/quantfleet-bubblewrap.json" in compose["security_opt"]
+    pod = _by_name("Deployment", "quantfleet-scheduler")["spec"]["template"]["spec"]
+    assert pod["securityContext"]["seccompProfile"]["localhostProfile"].endswith("quantfleet-bubblewrap.json")
+    (container,) = pod["containers"]
+    assert {"name": "QUANTFLEET_WORKER_LAUNCHER", "value": "bubblewrap"} in container["env"]
+    assert container["securityContext"]["runAsUser"] == 0
+    assert "SYS_ADMIN" in container["securityContext"]["capabilities"]["add"]
+
+
 def test_seccomp_profile_allows_the_sandbox_and_denies_kernel_tampering() -> None:
     profile = json.loads((DEPLOY / "seccomp" / "quantfleet-bubblewrap.json").read_text())
     assert profile["defaultAction"] == "SCMP_ACT_ALLOW"

@@ -168,3 +168,27 @@ def test_the_subprocess_launcher_runs_a_job_in_a_fresh_interpreter(
     assert service.get(job.id).state is JobState.SUCCEEDED
     assert counter.read_text().split()[0] == "7"
     assert "job 7 runs" in service.read_log(job.id).text
+
+
+def test_a_job_runs_at_a_lower_cpu_priority_than_its_worker(
+    tmp_path: Path, service: JobService, make_worker: Callable[..., Worker], submit: Submit
+) -> None:
+    path = write_strategy(tmp_path, "polite.py", """
+        import os
+
+        _seen = False
+
+
+        def run(ctx):
+            global _seen
+            if not _seen:
+                _seen = True
+                print("priority", os.getpriority(os.PRIO_PROCESS, 0), flush=True)
+    """)
+    ours = os.getpriority(os.PRIO_PROCESS, 0)
+    job = submit(path)
+    make_worker().run_until_empty(timeout=120)
+    assert service.get(job.id).state is JobState.SUCCEEDED
+    # The backtest yields the cores to the worker and the API; the worker kept its own priority.
+    assert f"priority {max(ours, 10)}" in service.read_log(job.id).text
+    assert os.getpriority(os.PRIO_PROCESS, 0) == ours

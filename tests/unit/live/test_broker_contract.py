@@ -1,12 +1,19 @@
 """One contract every broker adapter passes: submit, partial fill, cancel, reject, reconnect, positions reconcile.
 
 Each adapter comes with a harness that makes the market do things (a bar arrives, a fill happens); the
-assertions are the same for every adapter. The paper broker and the shipped fake pass it here.
+assertions are the same for every adapter. The paper broker, the shipped fake and the Alpaca adapter pass it.
+
+Alpaca's harness cannot move a market: each test replays a recorded exchange with Alpaca's trading API
+(tests/fixtures/vendors/alpaca_trading/contract/<test>.json) from a loopback HTTP server, and alpaca-py's
+own client talks to it over real sockets. What the market did (a partial fill, an exchange's rejection)
+is in the recorded answers; the server checks that every recorded request is made, in order, and no other.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,11 +21,14 @@ import pytest
 from quantfleet.core.errors import InfrastructureError
 from quantfleet.core.orders import OrderStatus
 from quantfleet.engine.config import EngineConfig
+from quantfleet.live.alpaca import AlpacaBroker
 from quantfleet.live.broker import Broker, OrderRequest
 from quantfleet.live.paper import Bar, PaperBroker
 from quantfleet.store import Database
 from quantfleet.testing.live import FakeBroker
+from quantfleet.testing.replay import ReplayServer, replaying
 
+CASSETTES = Path(__file__).resolve().parents[2] / "fixtures" / "vendors" / "alpaca_trading" / "contract"
 NOW = datetime(2024, 1, 2, 15, 0, tzinfo=UTC)
 
 
@@ -69,14 +79,45 @@ class FakeHarness:
         return self.broker
 
 
-@pytest.fixture(params=["paper", "fake"])
-def harness(request: pytest.FixtureRequest, db: Database) -> Any:
+class AlpacaHarness:
+    """The Alpaca adapter against a recorded exchange: the market's doings are in the recorded answers."""
+
+    def __init__(self, server: ReplayServer) -> None:
+        self.server = server
+        self.broker = self.connect()
+
+    def connect(self) -> Broker:
+        return AlpacaBroker.connect("PKCONTRACT", "contract-secret", url=self.server.url)
+
+    def trade(self, client_id: str, quantity: float, price: float) -> None:
+        pass  # Alpaca's market fills on its own: the recording's next answers show the fill
+
+    def refusable(self) -> OrderRequest:
+        return OrderRequest(client_id="r-1", symbol="X", quantity=1)
+
+    def refuse(self, client_id: str) -> None:
+        pass  # accepted, then rejected by the exchange: the recording's next answer says so
+
+    def reconnect(self) -> Broker:
+        with pytest.raises(InfrastructureError):
+            self.broker.open_orders()  # the recorded connection drops
+        return self.connect()  # a new client (a restarted process) reads everything back from Alpaca
+
+
+@pytest.fixture(params=["paper", "fake", "alpaca"])
+def harness(request: pytest.FixtureRequest, db: Database) -> Iterator[Any]:
     """Return each adapter's harness (the paper broker on SQLite and PostgreSQL)."""
     if request.param == "paper":
-        return PaperHarness(db)
+        yield PaperHarness(db)
+        return
     if db.dialect != "sqlite":
-        pytest.skip("the fake keeps nothing in a database: once is enough")
-    return FakeHarness()
+        pytest.skip(f"the {request.param} adapter keeps nothing in our database: once is enough")
+    if request.param == "fake":
+        yield FakeHarness()
+        return
+    test = request.node.originalname.removeprefix("test_")
+    with replaying(CASSETTES / f"{test}.json") as server:
+        yield AlpacaHarness(server)
 
 
 def test_submit_partial_fill_then_fill(harness: Any) -> None:

@@ -28,7 +28,7 @@ import math
 import resource
 from dataclasses import dataclass
 
-__all__ = ["DEFAULT_SANDBOX_LIMITS", "GIB", "MIB", "SandboxLimits", "rlimits", "thread_environment"]
+__all__ = ["DEFAULT_SANDBOX_LIMITS", "GIB", "MIB", "SandboxLimits", "niceness", "rlimits", "thread_environment"]
 
 MIB = 1024**2
 GIB = 1024**3
@@ -51,6 +51,8 @@ class SandboxLimits:
     work_inodes: int = 10_000
     tmp_bytes: int = 256 * MIB
     shm_bytes: int = 64 * MIB
+    nice: int = 10
+    """CPU priority (0 to 19): below the worker's and the API's, so jobs wait for the control plane, not it for them."""
 
     def __post_init__(self) -> None:
         if self.cpus <= 0 or self.memory_bytes <= 0 or self.pids < 8 or self.open_files < 16:
@@ -63,6 +65,11 @@ class SandboxLimits:
 DEFAULT_SANDBOX_LIMITS = SandboxLimits()
 
 
+def niceness(limits: SandboxLimits) -> int:
+    """Return the job's nice value (clamped to 0..19)."""
+    return max(0, min(19, limits.nice))
+
+
 def rlimits(limits: SandboxLimits) -> list[tuple[int, int, int]]:
     """Return ``(resource, soft, hard)`` for every limit set before exec (never ``RLIMIT_AS``)."""
     out = [
@@ -71,6 +78,8 @@ def rlimits(limits: SandboxLimits) -> list[tuple[int, int, int]]:
         (resource.RLIMIT_NOFILE, limits.open_files, limits.open_files),
         # Per uid: each slot has a uid of its own, so this counts the job's processes (pids.max is the guarantee).
         (resource.RLIMIT_NPROC, limits.pids, limits.pids),
+        # 0: an unprivileged process may never lower its nice value, so the job cannot climb back up.
+        (resource.RLIMIT_NICE, 0, 0),
     ]
     if limits.cpu_seconds is not None:
         soft = max(1, math.ceil(limits.cpu_seconds))

@@ -36,7 +36,7 @@ from pathlib import Path
 from quantfleet.core.errors import InfrastructureError
 from quantfleet.sandbox.isolation.bwrap import Bind, PythonRuntime, bwrap_command, reachable_by_others
 from quantfleet.sandbox.isolation.cgroup import CgroupLayout, JobCgroup, detect_cgroups, sweep_stale_cgroups
-from quantfleet.sandbox.isolation.limits import MIB, SandboxLimits, rlimits, thread_environment
+from quantfleet.sandbox.isolation.limits import MIB, SandboxLimits, niceness, rlimits, thread_environment
 from quantfleet.sandbox.isolation.seccomp import program_fd, sandbox_program
 from quantfleet.sandbox.isolation.verdict import Verdict, classify
 from quantfleet.sandbox.isolation.workdir import (
@@ -351,6 +351,8 @@ class Sandbox:
             cgroup.add(proc.pid)
             for kind, soft, hard in rlimits(limits):
                 resource.prlimit(proc.pid, kind, (soft, hard))
+            # Before "go", so all it starts inherits it; never above the worker's own priority (that needs a privilege).
+            os.setpriority(os.PRIO_PROCESS, proc.pid, max(niceness(limits), os.getpriority(os.PRIO_PROCESS, 0)))
             assert proc.stdin is not None
             proc.stdin.write(b"go\n")
             proc.stdin.flush()
