@@ -1,4 +1,5 @@
-"""Real-browser tests: headless Chromium (Debian's) opens report pages with the network cut off.
+"""Real-browser tests: headless Chromium (Debian's) opens report pages with the network cut off, and the
+dashboard over a real API (:func:`running_stack` starts ``quantfleet api``, ``web`` and maybe ``worker``).
 
 One browser per test module. Without /usr/bin/chromium the tests skip, with
 the command that installs it; under ``CI=true`` they fail instead.
@@ -9,15 +10,23 @@ Screenshots go to ``.quantfleet/test-artifacts/`` at the repository root
 from __future__ import annotations
 
 import importlib.util
+import os
+import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
+import httpx
 import pytest
-from playwright.sync_api import Browser, Page, Route, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, Route, expect, sync_playwright
 
+from quantfleet.testing.jobs import wait_until
 from quantfleet.testing.servers import in_ci
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -126,3 +135,118 @@ def open_offline(browser: Browser) -> Iterator[Callable[[Path], Opened]]:
     yield open_file
     for context in contexts:
         context.close()
+
+
+# -- the dashboard over a real API --------------------------------------------------------------------
+
+
+def free_port() -> int:
+    """Return a TCP port free on loopback now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Stack:
+    """Where the API and the dashboard answer, a signed-up user's token, and the home behind them."""
+
+    api: str
+    web: str
+    token: str
+    home: Path
+
+
+def _wait_http(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
+    def up() -> bool:
+        if proc.poll() is not None:
+            raise AssertionError(f"{proc.args} exited: {log.read_text()[-2000:]}")
+        try:
+            return httpx.get(url, timeout=1.0).status_code < 500
+        except httpx.HTTPError:
+            return False
+
+    wait_until(up, timeout=60, what=f"{url} to answer")
+
+
+@contextmanager
+def running_stack(home: Path, token: str, *, worker: bool = True) -> Iterator[Stack]:
+    """Start ``quantfleet api``, ``quantfleet web`` (and a 2-slot worker) on ``home``; stop them after."""
+    api_port, web_port = free_port(), free_port()
+    env = {**os.environ, "QUANTFLEET_HOME": str(home), "QUANTFLEET_WORKER_LAUNCHER": "forkserver"}
+    cli = [sys.executable, "-m", "quantfleet.cli.app"]
+    commands = {
+        "api": [*cli, "api", "--port", str(api_port), "--log-level", "warning"],
+        "web": [*cli, "web", "--port", str(web_port), "--api-url", f"http://127.0.0.1:{api_port}"],
+    }
+    if worker:
+        commands["worker"] = [*cli, "worker", "--slots", "2", "--grace", "1"]
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        for name, argv in commands.items():
+            with (home.parent / f"{name}.log").open("wb") as log:  # the child keeps its own copy of the handle
+                procs.append(subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT))
+        _wait_http(f"http://127.0.0.1:{api_port}/healthz", procs[0], home.parent / "api.log")
+        _wait_http(f"http://127.0.0.1:{web_port}/", procs[1], home.parent / "web.log")
+        yield Stack(f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{web_port}", token, home)
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+@dataclass
+class Session:
+    """A signed-in dashboard page and the console errors seen on it."""
+
+    page: Page
+    errors: list[str]
+
+    def screenshot(self, name: str) -> Path:
+        """Save a full-page screenshot under the artifacts folder and print where."""
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        path = ARTIFACTS / name
+        self.page.screenshot(path=str(path), full_page=True)
+        print(f"screenshot: {path}")
+        return path
+
+
+@contextmanager
+def signed_in(browser: Browser, stack: Stack, *, width: int = 1440, height: int = 900) -> Iterator[Session]:
+    """Yield a page signed in to the dashboard at a ``width`` x ``height`` viewport, recording console errors."""
+    context: BrowserContext = browser.new_context(viewport={"width": width, "height": height})
+    try:
+        page = context.new_page()
+        page.set_default_timeout(30_000)
+        errors: list[str] = []
+        page.on("console", lambda m: errors.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
+        page.goto(stack.web + "/")
+        page.locator("#signin-token").fill(stack.token)
+        page.locator("#signin-submit").click()
+        expect(page.locator("#qf-queue-depth")).to_be_visible()
+        assert stack.token not in page.url
+        yield Session(page, errors)
+    finally:
+        context.close()
+
+
+@pytest.fixture(scope="session")
+def stack_runner() -> Callable[..., Any]:
+    """Return :func:`running_stack`, for module-scoped stacks (test modules do not import conftest)."""
+    return running_stack
+
+
+@pytest.fixture
+def sign_in(browser: Browser) -> Callable[..., Any]:
+    """Return ``sign_in(stack, width=..., height=...)``: :func:`signed_in` on this module's browser."""
+
+    def make(stack: Stack, **viewport: int) -> Any:
+        return signed_in(browser, stack, **viewport)
+
+    return make

@@ -8,59 +8,29 @@ browser tests' artifacts folder.
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
-import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from quantfleet.client import Client
 from quantfleet.core.settings import Settings
 from quantfleet.jobs import JobService
-from quantfleet.testing.jobs import tiny_market, wait_until
+from quantfleet.testing.jobs import tiny_market
 from quantfleet.users import UserService
 
+Stack = Any  # conftest.Stack: where the API and the dashboard answer, and the token
+Session = Any  # conftest.Session: a signed-in page and the console errors seen on it
 REPO = Path(__file__).resolve().parents[2]
-ARTIFACTS = REPO / ".quantfleet" / "test-artifacts"
 EXAMPLE = REPO / "examples" / "sma_crossover.py"
 expect.set_options(timeout=30_000)  # the first chart waits for plotly.js to load, slow on a busy machine
 SLOW = "import time\n\n\ndef run(ctx, seconds: float = 120.0):\n    time.sleep(seconds)\n"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class Stack:
-    api: str
-    web: str
-    token: str
-    home: Path
-
-
-def _wait_http(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
-    def up() -> bool:
-        if proc.poll() is not None:
-            raise AssertionError(f"{proc.args} exited: {log.read_text()[-2000:]}")
-        try:
-            return httpx.get(url, timeout=1.0).status_code < 500
-        except httpx.HTTPError:
-            return False
-
-    wait_until(up, timeout=60, what=f"{url} to answer")
-
-
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(tmp_path_factory: pytest.TempPathFactory, stack_runner: Callable[..., Any]) -> Iterator[Stack]:
     """Start ``quantfleet api``, ``quantfleet worker`` and ``quantfleet web`` on a fresh home; stop them after."""
     home = tmp_path_factory.mktemp("dashboard") / "home"
     settings = Settings(home=home)
@@ -68,62 +38,15 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     users = UserService(JobService.from_settings(settings).db)
     users.add_user("alice")
     token = users.create_token("alice", label="browser")[0]
-    api_port, web_port = _free_port(), _free_port()
-    env = {**os.environ, "QUANTFLEET_HOME": str(home), "QUANTFLEET_WORKER_LAUNCHER": "forkserver"}
-    cli = [sys.executable, "-m", "quantfleet.cli.app"]
-    commands = {
-        "api": [*cli, "api", "--port", str(api_port), "--log-level", "warning"],
-        "worker": [*cli, "worker", "--slots", "2", "--grace", "1"],
-        "web": [*cli, "web", "--port", str(web_port), "--api-url", f"http://127.0.0.1:{api_port}"],
-    }
-    procs: list[subprocess.Popen[bytes]] = []
-    try:
-        for name, argv in commands.items():
-            with (home.parent / f"{name}.log").open("wb") as log:  # the child keeps its own copy of the handle
-                procs.append(subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT))
-        _wait_http(f"http://127.0.0.1:{api_port}/healthz", procs[0], home.parent / "api.log")
-        _wait_http(f"http://127.0.0.1:{web_port}/", procs[2], home.parent / "web.log")
-        yield Stack(f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{web_port}", token, home)
-    finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
-@dataclass
-class Session:
-    page: Page
-    errors: list[str]
-
-    def screenshot(self, name: str) -> Path:
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        path = ARTIFACTS / name
-        self.page.screenshot(path=str(path), full_page=True)
-        print(f"screenshot: {path}")
-        return path
+    with stack_runner(home, token) as running:
+        yield running
 
 
 @pytest.fixture
-def session(browser: Browser, stack: Stack) -> Iterator[Session]:
+def session(sign_in: Callable[..., Any], stack: Stack) -> Iterator[Session]:
     """Return a signed-in page on the dashboard, recording console errors."""
-    context = browser.new_context(viewport={"width": 1440, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(30_000)
-    errors: list[str] = []
-    page.on("console", lambda m: errors.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
-    page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
-    page.goto(stack.web + "/")
-    page.locator("#signin-token").fill(stack.token)
-    page.locator("#signin-submit").click()
-    expect(page.locator("#qf-queue-depth")).to_be_visible()
-    assert stack.token not in page.url
-    yield Session(page, errors)
-    context.close()
+    with sign_in(stack) as made:
+        yield made
 
 
 def _submit(stack: Stack, source: Path, **params: object) -> str:

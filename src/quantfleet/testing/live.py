@@ -1,10 +1,12 @@
-"""Fakes for live trading: an in-memory broker whose fills a test scripts, and bars for a trading day."""
+"""Fakes for live trading: an in-memory broker whose fills a test scripts, bars for a trading day, and a paper
+deployment that has traded (for tests of the faces that show deployments)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -12,7 +14,13 @@ from quantfleet.core.orders import OrderStatus, Position
 from quantfleet.live.broker import Account, BrokerOrder, BrokerUnavailable, OrderRequest, UnknownOrder
 from quantfleet.live.paper import Bar
 
-__all__ = ["FakeBroker", "random_walk_bars"]
+if TYPE_CHECKING:
+    from quantfleet.core.settings import Settings
+
+__all__ = ["BUY_EACH_RUN", "FakeBroker", "random_walk_bars", "traded_paper_deployment"]
+
+BUY_EACH_RUN = "def run(ctx):\n    ctx.order('AAA', 10)\n    ctx.order('BBB', 5)\n"
+"""A strategy that buys 10 AAA and 5 BBB at each run."""
 
 
 class FakeBroker:
@@ -140,3 +148,52 @@ def random_walk_bars(
                 float(volume[i]),
             )
     return out
+
+
+def traded_paper_deployment(
+    settings: Settings, *, owner: str, name: str = "buyer", runs: int = 3, code: str = BUY_EACH_RUN
+) -> str:
+    """Deploy ``code`` on a paper account over the settings' home and run it ``runs`` times; return its id.
+
+    The runs are the scheduler's own (cron ``0 10 * * MON-FRI`` on XNYS, a frozen clock stepping from
+    1 March 2024 one session at a time), each strategy call in the job's child under the settings' sandbox
+    policy (the tests set ``QUANTFLEET_SANDBOX=trusted``). The data store needs daily bars of AAA and BBB then
+    (:func:`quantfleet.testing.jobs.tiny_market`). Each run's market orders fill on the next run's new bar,
+    so after three runs the deployment holds positions, has filled and open orders, and a P&L series.
+    """
+    from quantfleet.data import MarketDataStore
+    from quantfleet.jobs import JobService
+    from quantfleet.live.deployments import DeploymentService
+    from quantfleet.live.models import CronTrigger, DeploymentSpec
+    from quantfleet.live.runner import LiveRunner
+    from quantfleet.live.scheduler import Scheduler
+    from quantfleet.testing.clock import FrozenClock
+
+    clock = FrozenClock(datetime(2024, 3, 1, 13, 0, tzinfo=UTC))
+    jobs = JobService.from_settings(settings, clock=clock)
+    service = DeploymentService(jobs, clock=clock)
+    sha = service.put_code(code.encode(), f"{name}.py")
+    spec = DeploymentSpec(
+        name=name,
+        owner=owner,
+        code_sha256=sha,
+        code_name=f"{name}.py",
+        universe=("AAA", "BBB"),
+        trigger=CronTrigger(cron="0 10 * * MON-FRI"),
+        engine={"cash": 100_000.0},
+    )
+    dep = service.create(spec)
+    store = MarketDataStore.from_settings(settings)
+    runner = LiveRunner.from_settings(service, settings, store=lambda: store, clock=clock)
+    scheduler = Scheduler(runner)
+    session = datetime(2024, 3, 1, 15, 0, 30, tzinfo=UTC)  # 10:00 New York, before daylight saving time
+    fired = 0
+    for _ in range(runs * 7):  # weekends and holidays fire nothing
+        if fired >= runs:
+            break
+        clock.set(session)
+        fired += sum(1 for f in scheduler.tick(session) if f.startswith(dep.id))
+        session += timedelta(days=1)
+    runner.close()
+    jobs.db.dispose()
+    return dep.id

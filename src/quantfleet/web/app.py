@@ -17,7 +17,7 @@ import httpx
 from dash import Input, Output, dcc, html
 
 from quantfleet.web.common import TOKEN, URL, Api, alert
-from quantfleet.web.pages import compare, data, deployments, detail, jobs, signin, submit
+from quantfleet.web.pages import compare, data, deployment, deployments, detail, jobs, signin, submit
 
 __all__ = ["PAGES", "create_app", "route"]
 
@@ -51,6 +51,8 @@ def route(pathname: str | None, search: str | None, token: str | None) -> Any:
     parts = path.strip("/").split("/")
     if len(parts) == 2 and parts[0] in ("jobs", "sweeps") and parts[1]:
         return detail.layout(parts[1])
+    if len(parts) == 2 and parts[0] == "deployments" and parts[1]:
+        return deployment.layout(parts[1])
     return alert(f"There is no page at {path}. Use the links above.")
 
 
@@ -103,7 +105,7 @@ def create_app(api_url: str, *, timeout: float = 15.0, transport: httpx.BaseTran
     def _signout(clicks: int) -> tuple[bool, str]:
         return True, "/signin"
 
-    for page in (signin, jobs, detail, submit, compare, data, deployments):
+    for page in (signin, jobs, detail, submit, compare, data, deployments, deployment):
         page.register(app, api)
     app.server.config["QUANTFLEET_API_URL"] = api.url
     return app

@@ -8,6 +8,7 @@ so a 20-year minute curve draws as fast as a one-year daily one.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -24,6 +25,7 @@ __all__ = [
     "equity_figure",
     "heatmap_figure",
     "overlay_figure",
+    "pnl_figure",
     "price_figure",
     "underwater_figure",
     "walkforward_figure",
@@ -36,6 +38,11 @@ def curve(table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
     """Return (ms since the epoch, equity) of an ``equity.parquet`` table."""
     ts = table.column("ts").cast(pa.timestamp("us", tz="UTC")).cast(pa.int64()).to_numpy()
     return to_ms(ts), np.asarray(table.column("equity").to_numpy(), dtype=np.float64)
+
+
+def _epoch_ms(value: Any) -> float:
+    at = value if isinstance(value, datetime) else datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return (at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp() * 1000.0
 
 
 def _intraday(ms: np.ndarray) -> bool:
@@ -78,6 +85,26 @@ def overlay_figure(runs: Sequence[tuple[str, pa.Table]], *, max_points: int = MA
         log_toggle=True,
         max_points=max_points,
         intraday=intraday,
+    )
+    return _figure(chart)
+
+
+def pnl_figure(points: Sequence[dict[str, Any]], *, max_points: int = MAX_POINTS) -> go.Figure:
+    """Return a deployment's equity and cash over time (``GET /v1/deployments/{id}``'s ``pnl`` points)."""
+    ms = np.asarray([_epoch_ms(p["at"]) for p in points], dtype=np.float64)
+    lines = [
+        ("Equity", ms, np.asarray([float(p["equity"]) for p in points], dtype=np.float64)),
+        ("Cash", ms, np.asarray([float(p["cash"]) for p in points], dtype=np.float64)),
+    ]
+    chart = ch.overlay_chart(
+        lines,
+        chart_id="qf-deployment-pnl",
+        title="Equity and cash",
+        y_title="Value",
+        y_format=",.2f",
+        log_toggle=False,
+        max_points=max_points,
+        intraday=_intraday(ms),
     )
     return _figure(chart)
 

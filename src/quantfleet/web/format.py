@@ -4,21 +4,24 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from quantfleet.analytics.display import best_indices, format_value, metric_rows, spec_for
 from quantfleet.client import JobInfo
 
 __all__ = [
+    "DEPLOYMENT_COLOURS",
     "KEY_METRICS",
     "STATE_COLOURS",
+    "at_text",
     "duration",
     "job_row",
     "metric_text",
     "metrics_rows",
     "params_text",
     "state_style_rules",
+    "trigger_text",
 ]
 
 STATE_COLOURS: Mapping[str, tuple[str, str]] = {
@@ -31,6 +34,13 @@ STATE_COLOURS: Mapping[str, tuple[str, str]] = {
     "dead": ("#ffffff", "#7a1f1a"),
 }
 """Text and background colour of each state (contrast at least 4.5:1 on both)."""
+
+DEPLOYMENT_COLOURS: Mapping[str, tuple[str, str]] = {
+    "active": ("#146c2e", "#e5f4ea"),
+    "paused": ("#9a4d00", "#fff0dd"),
+    "stopped": ("#5b6470", "#eef1f5"),
+}
+"""Text and background colour of each deployment status (contrast at least 4.5:1 on both)."""
 
 KEY_METRICS = ("total_return", "sharpe", "max_drawdown")
 """The metrics the jobs table shows; the detail page shows them all."""
@@ -127,3 +137,36 @@ def metrics_rows(metrics: Sequence[Mapping[str, Any] | None], labels: Sequence[s
             row[label] = format_value(value, spec.fmt) + (" ★" if i in best else "")
         rows.append(row)
     return rows
+
+
+def _parsed(value: datetime | str | None) -> datetime | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+
+
+def at_text(value: datetime | str | None, *, now: datetime) -> str:
+    """Return a UTC time to the minute with how far it is from ``now``: ``2026-01-05 14:30 UTC (in 3 h 05 m)``."""
+    at = _parsed(value)
+    if at is None:
+        return ""
+    at = at if at.tzinfo else at.replace(tzinfo=UTC)
+    seconds = (at - now).total_seconds()
+    when = duration(abs(seconds))
+    relative = "now" if abs(seconds) < 1 else f"in {when}" if seconds > 0 else f"{when} ago"
+    return f"{at.astimezone(UTC):%Y-%m-%d %H:%M} UTC ({relative})"
+
+
+def trigger_text(trigger: Mapping[str, Any] | None) -> str:
+    """Return a deployment's trigger as a line: ``cron */15 9-16 * * MON-FRI on XNYS sessions`` or ``each bar``."""
+    if not trigger:
+        return ""
+    if trigger.get("kind") == "bars":
+        return "each bar (MQTT)"
+    if trigger.get("kind") == "cron":
+        where = f"on {trigger.get('calendar', 'XNYS')} sessions" if trigger.get("sessions_only", True) else "any day"
+        half = f", half days: {trigger['half_days']}" if trigger.get("half_days") not in (None, "skip") else ""
+        return f"cron {trigger.get('cron', '')} {where}{half}"
+    return json.dumps(dict(trigger), sort_keys=True)

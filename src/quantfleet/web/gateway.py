@@ -195,7 +195,23 @@ class Gateway:
         items = body.get("items", []) if isinstance(body, dict) else body
         return [d for d in items if isinstance(d, dict)]
 
+    def deployment(self, deployment_id: str) -> dict[str, Any]:
+        """Return one deployment with its books: positions, cash, equity, orders, the P&L series and state."""
+        return self.client.deployment(deployment_id)
+
     # -- actions ----------------------------------------------------------------------------------
+
+    def change_deployment(self, deployment_id: str, action: str, *, flatten: bool = False) -> dict[str, Any]:
+        """Pause, resume, stop or kill (``flatten``: also close positions) a deployment; return it as listed."""
+        if action == "pause":
+            return self.client.pause_deployment(deployment_id)
+        if action == "resume":
+            return self.client.resume_deployment(deployment_id)
+        if action == "stop":
+            return self.client.stop_deployment(deployment_id)
+        if action == "kill":
+            return self.client.kill_deployment(deployment_id, flatten=flatten)
+        raise ValueError(f"unknown deployment action {action!r}; choose pause, resume, stop or kill")
 
     def cancel(self, job_id: str) -> JobInfo:
         """Cancel a job."""

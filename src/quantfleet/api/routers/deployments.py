@@ -29,6 +29,7 @@ from quantfleet.api.submission import check_common, engine_settings, parse_spec
 from quantfleet.api.uploads import strategy_code
 from quantfleet.core.errors import CalendarError, ConfigError
 from quantfleet.core.types import Frequency
+from quantfleet.live.broker import Broker
 from quantfleet.live.brokers import open_broker
 from quantfleet.live.deployments import DeploymentNotFound, DeploymentService
 from quantfleet.live.models import Deployment, DeploymentSpec, RiskLimits, Trigger
@@ -127,7 +128,12 @@ class PositionPublic(BaseModel):
 
 
 class OrderPublic(BaseModel):
-    """An order the deployment asked for, and the answer (``reason`` for a rejection)."""
+    """An order the deployment asked for and where it is now (``reason`` for a rejection).
+
+    ``status`` is the broker's current answer for an order that was still open
+    when sent (filled, cancelled, ...), with the quantity filled so far and its
+    average price; a rejection keeps the answer it was given.
+    """
 
     client_id: str
     run: int
@@ -136,6 +142,8 @@ class OrderPublic(BaseModel):
     status: str
     reason: str
     at: datetime
+    filled_quantity: float | None = None
+    average_price: float | None = None
 
 
 class EquityPoint(BaseModel):
@@ -286,9 +294,27 @@ def get_deployment(dep_id: str, ctx: Context, user: CurrentUser) -> DeploymentDe
         positions=positions,
         cash=account.cash,
         equity=account.equity,
-        orders=[OrderPublic.model_validate(r) for r in service.orders(dep.id, limit=200)],
+        orders=[_order_now(broker, r) for r in service.orders(dep.id, limit=200)],
         pnl=[EquityPoint.model_validate(r) for r in service.equity(dep.id)],
         state=dep.state,
+    )
+
+
+def _order_now(broker: Broker, record: dict[str, Any]) -> OrderPublic:
+    """Return a recorded order with the broker's current status when it was open as sent."""
+    order = OrderPublic.model_validate(record)
+    if order.status != "open":
+        return order
+    now = broker.get_order(order.client_id)
+    if now is None:
+        return order
+    return order.model_copy(
+        update={
+            "status": now.status.value,
+            "reason": now.reason or order.reason,
+            "filled_quantity": now.filled_quantity,
+            "average_price": now.average_price if now.filled_quantity else None,
+        }
     )
 
 

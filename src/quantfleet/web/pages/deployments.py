@@ -1,59 +1,117 @@
-"""Deployments: live trading's status, read-only, from ``GET /v1/deployments`` where the server has it.
+"""Deployments: every live and paper deployment (``GET /v1/deployments``), each a link to its page.
 
-Live trading is being built beside the dashboard, so this page reads the API
-defensively: a server without the endpoint shows a note, and a deployment is
-shown with whichever of the usual fields it carries. Positions, orders, the
-P&L chart and the pause/resume and kill-switch controls come with that API.
+The table shows status in colour, the trigger, the symbols, the runs so far and
+the next run, refreshed every few seconds; :mod:`.deployment` is one
+deployment's page with its books and controls.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import dash
-from dash import Input, Output, State, html
+from dash import Input, Output, State, dcc, html
 
 from quantfleet.web.common import TOKEN, Api, alert, card, table
+from quantfleet.web.format import DEPLOYMENT_COLOURS, at_text, trigger_text
 from quantfleet.web.gateway import describe
 
-__all__ = ["FIELDS", "layout", "register", "rows"]
+__all__ = ["COLUMNS", "PAGE_SIZE", "layout", "register", "row", "status_style_rules"]
 
-FIELDS = ("id", "name", "strategy", "status", "state", "broker", "trigger", "next_run", "owner")
+PAGE_SIZE = 25
+REFRESH_MS = 5_000
+COLUMNS: tuple[tuple[str, str], ...] = (
+    ("link", "Deployment"),
+    ("status", "Status"),
+    ("trigger", "Trigger"),
+    ("universe", "Symbols"),
+    ("broker", "Broker"),
+    ("runs", "Runs"),
+    ("next_run", "Next run"),
+    ("last_run", "Last run"),
+    ("owner", "Owner"),
+)
 
 
 def layout() -> html.Div:
-    """Return the deployments page (filled by a callback)."""
-    return html.Div([html.H1("Deployments"), html.Div(id="deployments-body")])
+    """Return the deployments page; a callback fills the table (only its rows, so paging and sorting stay)."""
+    return html.Div(
+        [
+            html.H1("Deployments"),
+            html.Div(id="deployments-message"),
+            card("Live and paper deployments", _table([]), wide=True),
+            dcc.Interval(id="deployments-interval", interval=REFRESH_MS, n_intervals=0),
+        ]
+    )
 
 
-def rows(items: list[dict[str, Any]]) -> tuple[list[str], list[dict[str, str]]]:
-    """Return the columns present among :data:`FIELDS` and one row of text per deployment."""
-    columns = [f for f in FIELDS if any(f in d for d in items)]
-    return columns, [{c: "" if d.get(c) is None else str(d.get(c)) for c in columns} for d in items]
+def row(dep: Mapping[str, Any], *, now: datetime) -> dict[str, Any]:
+    """Return the table's row of one deployment as the API lists it."""
+    return {
+        "id": dep["id"],
+        "link": f"[{dep.get('name') or dep['id'][:8]}](/deployments/{dep['id']})",
+        "status": dep.get("status", ""),
+        "trigger": trigger_text(dep.get("trigger")),
+        "universe": ", ".join(dep.get("universe") or []),
+        "broker": f"{dep.get('broker', '')} · {dep.get('account', '')}".strip(" ·"),
+        "runs": dep.get("runs", 0),
+        "next_run": at_text(dep.get("next_run_at"), now=now) or "not scheduled",
+        "last_run": at_text(dep.get("last_run_at"), now=now) or "never",
+        "owner": dep.get("owner", ""),
+    }
+
+
+def status_style_rules(column: str = "status") -> list[dict[str, Any]]:
+    """Return DataTable styles colouring the ``column`` cell by the deployment's status."""
+    return [
+        {
+            "if": {"filter_query": f'{{status}} = "{status}"', "column_id": column},
+            "color": fg,
+            "backgroundColor": bg,
+            "fontWeight": 600,
+        }
+        for status, (fg, bg) in DEPLOYMENT_COLOURS.items()
+    ]
+
+
+def _table(data: list[dict[str, Any]]) -> Any:
+    return table(
+        id="deployments-table",
+        data=data,
+        columns=[
+            {"id": key, "name": name, **({"presentation": "markdown"} if key == "link" else {})}
+            for key, name in COLUMNS
+        ],
+        page_size=PAGE_SIZE,
+        sort_action="native",
+        markdown_options={"link_target": "_self"},
+        style_as_list_view=True,
+        style_table={"overflowX": "auto"},
+        style_cell={"fontFamily": "inherit", "fontSize": "13px", "textAlign": "left", "padding": "6px 8px"},
+        style_data_conditional=status_style_rules(),
+        css=[{"selector": ".dash-cell-value p", "rule": "margin: 0"}],
+    )
 
 
 def register(app: dash.Dash, api: Api) -> None:
     """Register the deployments page's callback."""
 
-    @app.callback(Output("deployments-body", "children"), Input("deployments-body", "id"), State(TOKEN, "data"))
-    def _list(_id: str, token: str | None) -> Any:
+    @app.callback(
+        Output("deployments-table", "data"),
+        Output("deployments-message", "children"),
+        Input("deployments-interval", "n_intervals"),
+        State(TOKEN, "data"),
+    )
+    def _list(_n: int, token: str | None) -> tuple[Any, Any]:
         try:
             with api.open(token) as gw:
                 items = gw.deployments()
         except Exception as exc:
-            return alert(describe(exc))
+            return dash.no_update, alert(describe(exc))
         if not items:
-            return alert("No deployments (or this server has no live trading yet).", kind="info")
-        columns, data = rows(items)
-        return card(
-            "Live and paper deployments",
-            table(
-                id="deployments-table",
-                data=data,
-                columns=[{"id": c, "name": c} for c in columns],
-                page_size=25,
-                style_as_list_view=True,
-                style_cell={"fontFamily": "inherit", "fontSize": "13px", "textAlign": "left"},
-            ),
-            wide=True,
-        )
+            note = "No deployments yet: deploy a strategy file with 'quantfleet deploy FILE --symbols ...'."
+            return [], alert(note, kind="info")
+        now = datetime.now(UTC)
+        return [row(d, now=now) for d in items], None

@@ -16,7 +16,7 @@ from quantfleet.web import charts
 from quantfleet.web.common import Api, card, graph, state_badge, table
 from quantfleet.web.format import metric_text
 
-__all__ = ["BOARD_ROWS", "children_card", "param_columns", "register", "results"]
+__all__ = ["BOARD_ROWS", "children_card", "heat_records", "param_columns", "register", "results"]
 
 BOARD_ROWS = 5_000
 """Leaderboard rows the page holds (the heat map reads them; the download has all)."""
@@ -61,6 +61,21 @@ def children_card(job: JobInfo) -> html.Section:
     return card(f"Child jobs ({len(items)})", html.Ul(items, className="qf-children", id="sweep-children"))
 
 
+def heat_records(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str]:
+    """Return the leaderboard rows the heat map draws, and what they are.
+
+    A walk-forward's leaderboard holds every window's in-sample rows; mixing
+    windows would show each cell's best over all of them, so the map draws
+    the last window's (the parameters the next live period would use).
+    """
+    windows = {r["window"] for r in records if r.get("window") is not None}
+    if not windows:
+        return records, "The best value of the metric where the other parameters vary."
+    last = max(windows)
+    rows = [r for r in records if r.get("window") == last]
+    return rows, f"In-sample, last window (#{last}); the best value where the other parameters vary."
+
+
 def results(gw: Any, job: JobInfo) -> list[Any]:
     """Return the result sections of a finished sweep or walk-forward."""
     board = gw.table(job.id, "leaderboard.parquet", kind=job.kind)
@@ -79,7 +94,14 @@ def results(gw: Any, job: JobInfo) -> list[Any]:
         style_as_list_view=True,
         style_cell={"fontFamily": "inherit", "fontSize": "12px", "padding": "4px 6px"},
     )
-    out: list[Any] = [card(f"Leaderboard ({board.num_rows:,} combinations)", grid, wide=True)]
+    heat_rows, note = heat_records(records)
+    windows = len(set(board.column("window").to_pylist())) if "window" in board.column_names else 0
+    title = (
+        f"In-sample leaderboards ({windows} windows, {board.num_rows:,} rows)"
+        if windows
+        else f"Leaderboard ({board.num_rows:,} combinations)"
+    )
+    out: list[Any] = [card(title, grid, wide=True)]
     if len(params) >= 2 and metrics:
         pick = [{"label": p, "value": p} for p in params]
         controls = html.Div(
@@ -100,13 +122,15 @@ def results(gw: Any, job: JobInfo) -> list[Any]:
             ],
             className="qf-toolbar",
         )
-        figure = charts.heatmap_figure(records, params[0], params[1], chosen if chosen in metrics else metrics[0])
+        figure = charts.heatmap_figure(heat_rows, params[0], params[1], chosen if chosen in metrics else metrics[0])
         out.append(
             card(
                 "Heat map",
+                html.P(note, className="qf-muted"),
                 controls,
                 graph(figure, id="sweep-heat"),
-                dcc.Store(id="sweep-records", data=records),
+                dcc.Store(id="sweep-records", data=heat_rows),
+                id="sweep-heat-card",
                 wide=True,
             )
         )
