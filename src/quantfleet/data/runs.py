@@ -34,7 +34,8 @@ class _Chunk:
         inside = at >= 0
         run = np.where(inside, at, 0)
         offset = ts - self.starts[run]
-        return inside & (ts <= self.ends[run]) & (offset % self.step == 0)
+        found: np.ndarray = inside & (ts <= self.ends[run]) & (offset % self.step == 0)
+        return found
 
 
 class TimeRuns:
