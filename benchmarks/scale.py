@@ -37,6 +37,12 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def _check_alive(worker: subprocess.Popen[bytes], home: Path) -> None:
+    """Stop the benchmark if the worker exited (a sandbox it cannot set up, say), instead of waiting forever."""
+    if worker.poll() is not None:
+        raise SystemExit(f"the worker exited with code {worker.returncode}; see {home / 'worker.log'}")
+
+
 def _point(backend: str, slots: int, jobs: int, *, database: str | None, broker: str | None, root: Path) -> dict:
     from quantfleet.core.settings import Settings
     from quantfleet.data import MarketDataStore
@@ -66,10 +72,12 @@ def _point(backend: str, slots: int, jobs: int, *, database: str | None, broker:
     try:
         warm = service.submit(spec.model_copy(update={"params": {"fast": 5}}))  # the fork server and imports
         while not service.get(warm.id).terminal:
+            _check_alive(worker, home)
             pause.wait(0.1)
         started = time.perf_counter()
         ids = [service.submit(spec.model_copy(update={"params": {"fast": 5 + i % 10}})).id for i in range(jobs)]
         while service.list(state=[JobState.QUEUED, JobState.RUNNING], limit=1).items:
+            _check_alive(worker, home)
             pause.wait(0.05)
         wall = time.perf_counter() - started
     finally:

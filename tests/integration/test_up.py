@@ -9,8 +9,9 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -131,7 +132,13 @@ def _run_a_backtest(api: str, token: str) -> dict[str, object]:
         return wait_until(ended, timeout=120, what="the job submitted over HTTP to end")
 
 
-def _up_serves_then_stops_cleanly(home: Path, *args: str, env: dict[str, str] | None = None) -> list[str]:
+def _up_serves_then_stops_cleanly(
+    home: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    check: Callable[[httpx.Client, dict[str, Any]], None] | None = None,
+) -> list[str]:
+    """Start ``quantfleet up ARGS``, run a backtest over HTTP (then ``check(client, job)``), Ctrl-C it."""
     up = Up(home, *args, env=env)
     try:
         token = up.value("API token")
@@ -139,6 +146,9 @@ def _up_serves_then_stops_cleanly(home: Path, *args: str, env: dict[str, str] | 
         assert token.startswith("qf_")
         job = _run_a_backtest(api, token)
         assert job["state"] == "succeeded", job
+        if check is not None:
+            with httpx.Client(base_url=api, headers={"Authorization": f"Bearer {token}"}, timeout=30) as client:
+                check(client, job)
         children = _tree(up.proc.pid)
         assert len(children) >= 2  # at least the API and the worker
         up.proc.send_signal(signal.SIGINT)
@@ -233,3 +243,67 @@ def test_a_deployment_created_over_http_is_run_by_ups_scheduler(home: Path) -> N
         assert _still_running(children) == [], "processes outlived quantfleet up"
     finally:
         up.stop()
+
+
+@pytest.mark.server
+@pytest.mark.usefixtures("aws_env")
+def test_up_on_s3_keeps_data_and_artifacts_there_and_reads_through_the_worker_cache(
+    home: Path, s3_endpoint: str, s3_client: Any, s3_bucket: str
+) -> None:
+    root = f"s3://{s3_bucket}/team"
+    tiny_market(Settings(home=home.parent / "ingest", data_url=f"{root}/data", s3_endpoint_url=s3_endpoint))
+    assert not (home / "data").exists()
+
+    def on_s3(client: httpx.Client, job: dict[str, Any]) -> None:
+        listed = client.get(f"/v1/backtests/{job['id']}/artifacts")
+        assert listed.status_code == 200, listed.text
+        names = {a["name"] for a in listed.json()}
+        assert {"metrics.json", "equity.parquet", "tearsheet.html"} <= names, names
+        served = client.get(f"/v1/backtests/{job['id']}/artifacts/metrics.json")
+        assert served.status_code == 200, served.text
+        keys = [o["Key"] for o in s3_client.list_objects_v2(Bucket=s3_bucket, Prefix="team/objects/")["Contents"]]
+        stored = [k for k in keys if k.endswith("/metrics.json") and str(job["id"]) in k]
+        assert len(stored) == 1, keys  # the artifact the API served is the object on S3
+        assert s3_client.get_object(Bucket=s3_bucket, Key=stored[0])["Body"].read() == served.content
+        assert any(k.startswith("team/objects/code/") for k in keys)  # the uploaded strategy too
+
+    lines = _up_serves_then_stops_cleanly(home, "--s3", root, "--s3-endpoint", s3_endpoint, check=on_s3)
+    text = "\n".join(lines)
+    assert f"objects:   {root}/objects   data: {root}/data" in text, text
+    cached = [p for p in (home / "cache").rglob("*") if p.is_file() and not p.name.startswith(".")]
+    assert cached, "the worker's children read the market data without its cache"
+    assert not (home / "objects").exists()  # nothing fell back to the local folders
+    assert not (home / "data").exists()
+
+
+def test_up_refuses_a_bad_s3_root_with_the_fix(home: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "quantfleet.cli.app", "up", "--s3", "bucket/prefix"],
+        env={**os.environ, "QUANTFLEET_HOME": str(home)}, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert "s3://quantfleet/prod" in done.stderr
+
+
+def test_up_with_the_sandbox_on_refuses_market_data_on_s3_before_starting_anything(home: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "quantfleet.cli.app", "up", "--s3", "s3://team/qf"],
+        env={**os.environ, "QUANTFLEET_HOME": str(home), "QUANTFLEET_SANDBOX": "on"},
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    message = " ".join(done.stderr.split())
+    assert "s3://team/qf/data" in message
+    assert "QUANTFLEET_DATA_URL=/path" in message
+    assert not home.exists()  # refused before migrating or starting anything
+
+
+def test_s3_root_leaves_an_explicit_data_folder_alone() -> None:
+    from quantfleet.cli.up import _services_env
+
+    assert _services_env(None, None, "s3://team/qf/", None) == {
+        "QUANTFLEET_DATA_URL": "s3://team/qf/data", "QUANTFLEET_OBJECTS_URL": "s3://team/qf/objects",
+    }  # fmt: skip
+    assert _services_env(None, None, "s3://team/qf", "http://minio:9000", data_url_set=True) == {
+        "QUANTFLEET_OBJECTS_URL": "s3://team/qf/objects", "QUANTFLEET_S3_ENDPOINT_URL": "http://minio:9000",
+    }  # fmt: skip

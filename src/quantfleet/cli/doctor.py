@@ -114,11 +114,22 @@ def check_packages(extra: str | None, *, why: str = "") -> Check:
 
 def check_sandbox(settings: Settings, *, force: bool) -> Check:
     """Run the sandbox self-test (the canary) when workers sandbox jobs, or when asked to."""
-    sandboxed = settings.worker_launcher == "bubblewrap"
+    launcher = settings.resolved_launcher  # bubblewrap unless QUANTFLEET_SANDBOX=trusted chose another
+    sandboxed = launcher == "bubblewrap"
     if not (sandboxed or force):
-        return Check("sandbox", Status.WARN, f"QUANTFLEET_WORKER_LAUNCHER={settings.worker_launcher}: jobs run "
-                     "unisolated (not checked)", "for untrusted code set QUANTFLEET_WORKER_LAUNCHER=bubblewrap "
-                     "(workers run as root) and run 'quantfleet doctor' again")  # fmt: skip
+        return Check("sandbox", Status.WARN, f"workers launch jobs with {launcher} (QUANTFLEET_SANDBOX="
+                     f"{settings.sandbox}): jobs run unisolated (not checked)", "for untrusted code unset "
+                     "QUANTFLEET_SANDBOX and QUANTFLEET_WORKER_LAUNCHER (or set QUANTFLEET_WORKER_LAUNCHER="
+                     "bubblewrap; workers run as root) and run 'quantfleet doctor' again")  # fmt: skip
+    if sandboxed:
+        from quantfleet.core.errors import ConfigError
+        from quantfleet.dispatch.trusted import check_data_reachable
+
+        try:
+            check_data_reachable(settings, kind=launcher)
+        except ConfigError as exc:
+            problem, _, fix = str(exc).partition(": keep")
+            return Check("sandbox", Status.FAIL, problem, "keep" + fix)
     if shutil.which("bwrap") is None:
         return Check("sandbox", Status.FAIL, "bubblewrap (bwrap) is not installed", "apt-get install bubblewrap")
     if os.geteuid() != 0:

@@ -12,7 +12,11 @@ exits on its own, everything stops and the exit code is 1.
 
 ``--postgres``, ``--redis`` and ``--s3`` replace the embedded defaults (SQLite, the
 local worker pool, local folders) with real services, by setting the same
-``QUANTFLEET_*`` variables a deployment would.
+``QUANTFLEET_*`` variables a deployment would. ``--s3 s3://bucket/prefix`` puts job
+objects under ``prefix/objects`` and market data under ``prefix/data``, unless
+``QUANTFLEET_DATA_URL`` is set (the sandbox cannot read market data on S3 yet, so a
+sandboxed worker needs the data in a local folder; ``up`` refuses the combination at
+start, naming both fixes).
 """
 
 from __future__ import annotations
@@ -154,7 +158,9 @@ def _wait_healthy(url: str, supervisor: Supervisor, stop: threading.Event) -> No
         raise InfrastructureError(f"the API did not answer {url} within {_STARTUP_SECONDS:g} s")
 
 
-def _services_env(postgres: str | None, redis: str | None, s3: str | None, s3_endpoint: str | None) -> dict[str, str]:
+def _services_env(
+    postgres: str | None, redis: str | None, s3: str | None, s3_endpoint: str | None, *, data_url_set: bool = False
+) -> dict[str, str]:
     env: dict[str, str] = {}
     if postgres:
         if not postgres.startswith(("postgresql://", "postgresql+psycopg://", "postgres://")):
@@ -169,7 +175,8 @@ def _services_env(postgres: str | None, redis: str | None, s3: str | None, s3_en
         if not s3.startswith("s3://") or len(s3) <= len("s3://"):
             raise ConfigError(f"--s3 {s3!r}: give a bucket and optional prefix, e.g. s3://quantfleet/prod")
         root = s3.rstrip("/")
-        env["QUANTFLEET_DATA_URL"] = f"{root}/data"
+        if not data_url_set:  # an explicit market-data root (a local folder for the sandbox) wins
+            env["QUANTFLEET_DATA_URL"] = f"{root}/data"
         env["QUANTFLEET_OBJECTS_URL"] = f"{root}/objects"
     if s3_endpoint:
         env["QUANTFLEET_S3_ENDPOINT_URL"] = s3_endpoint
@@ -198,17 +205,24 @@ def up(
     web_port: int = typer.Option(8050, "--web-port", help="The dashboard's port (0: any free port)."),
     postgres: str | None = typer.Option(None, "--postgres", help="Use this PostgreSQL (postgresql://...)."),
     redis: str | None = typer.Option(None, "--redis", help="Use Celery over this Redis (redis://host:6379/0)."),
-    s3: str | None = typer.Option(None, "--s3", help="Keep data and objects under this S3 root (s3://bucket/prefix)."),
+    s3: str | None = typer.Option(
+        None, "--s3", help="Keep objects (and data, unless QUANTFLEET_DATA_URL is set) under this S3 root."
+    ),
     s3_endpoint: str | None = typer.Option(None, "--s3-endpoint", help="S3-compatible endpoint (MinIO)."),
     broker: str | None = typer.Option(None, "--broker", help="Celery broker URL (RabbitMQ too); like --redis."),
     no_web: bool = typer.Option(False, "--no-web", help="Do not start the dashboard."),
     no_scheduler: bool = typer.Option(False, "--no-scheduler", help="Do not start the scheduler."),
 ) -> None:
     """Start the API, workers, scheduler and dashboard on this machine, print the URLs and a token; Ctrl-C stops."""
-    overrides = _services_env(postgres, redis or broker, s3, s3_endpoint)
+    overrides = _services_env(
+        postgres, redis or broker, s3, s3_endpoint, data_url_set=bool(os.environ.get("QUANTFLEET_DATA_URL"))
+    )
     os.environ.update(overrides)  # this process is the edge: its settings and its children's are the same
     settings = load_settings()
     state.settings = settings
+    from quantfleet.dispatch.trusted import check_data_reachable
+
+    check_data_reachable(settings, kind=settings.resolved_launcher)  # before anything starts, not at each job
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     from quantfleet.store import Database
 

@@ -43,6 +43,7 @@ from quantfleet.core.types import Adjustment, Frequency, SnapshotId, SnapshotRef
 from quantfleet.data.cache import FileCache
 from quantfleet.data.reader import BarData, TimeLike
 from quantfleet.data.reader import read_bars as _read_bars
+from quantfleet.data.runs import TimeRuns
 from quantfleet.data.schema import (
     CORPORATE_ACTIONS_SCHEMA,
     INSTRUMENTS_SCHEMA,
@@ -596,7 +597,7 @@ class _IngestState:
     error: Exception | None = None
 
     def __post_init__(self) -> None:
-        self.seen: dict[str, np.ndarray] = {}
+        self.seen: dict[str, TimeRuns] = {}  # runs, not arrays: bounded memory for big ingests
         self.notes = ValidationNotes()
 
     def absorb(self, table: pa.Table, notes: ValidationNotes, freq: Frequency) -> None:
@@ -616,17 +617,12 @@ class _IngestState:
                         f"{_fmt(first)}..{_fmt(last)} already stored; nothing was written. To correct stored bars "
                         "ingest with --mode upsert; to add only new bars, start after the stored range"
                     )
-            earlier = self.seen.get(symbol)
-            if earlier is not None:
-                dup = np.isin(chunk, earlier)
-                if dup.any():
-                    raise InvalidBarsError(
-                        f"duplicate bars for {symbol} across the inputs (e.g. {_fmt(chunk[dup][0])}); "
-                        "nothing was written. Keep one bar per symbol and time"
-                    )
-                self.seen[symbol] = np.union1d(earlier, chunk)
-            else:
-                self.seen[symbol] = chunk.copy()
+            dup = self.seen.setdefault(symbol, TimeRuns()).add(chunk)
+            if dup.size:
+                raise InvalidBarsError(
+                    f"duplicate bars for {symbol} across the inputs (e.g. {_fmt(dup[0])}); "
+                    "nothing was written. Keep one bar per symbol and time"
+                )
         self.rows += table.num_rows
         self.notes.dropped_off_session += notes.dropped_off_session
         self.notes.kept_off_session += notes.kept_off_session

@@ -6,6 +6,10 @@ fix. ``trusted``: the only bypass, for one researcher on their own machine.
 The worker then runs jobs unsandboxed, logging a loud warning on every job,
 and refuses to start in production or when the database has more than one
 user (another user's code would run with the worker's rights).
+
+The sandbox has no network, so a sandboxed worker refuses at start a market-data
+store it could only reach over the network (``s3://...``), rather than failing
+every job it takes.
 """
 
 from __future__ import annotations
@@ -18,11 +22,12 @@ import sqlalchemy as sa
 
 from quantfleet.core.errors import ConfigError
 from quantfleet.core.settings import Settings
+from quantfleet.data.storage import is_remote
 from quantfleet.dispatch.launcher import ChildLauncher, ChildProcess, default_launcher
 from quantfleet.jobs import JobService
 from quantfleet.store.models import users
 
-__all__ = ["TrustedLauncher", "check_sandbox_policy", "launcher_from_settings"]
+__all__ = ["TrustedLauncher", "check_data_reachable", "check_sandbox_policy", "launcher_from_settings"]
 
 _log = logging.getLogger(__name__)
 
@@ -32,8 +37,21 @@ UNSANDBOXED_WARNING = (
 )
 
 
+def check_data_reachable(settings: Settings, *, kind: str) -> None:
+    """Raise ConfigError if launcher ``kind``'s children could not read the market data (the sandbox on S3)."""
+    url = settings.resolved_data_url
+    if kind == "bubblewrap" and is_remote(url):
+        raise ConfigError(
+            f"the market data is at {url}, but the sandbox (the bubblewrap launcher) has no network to read it "
+            "(reading remote data into the sandbox is not built yet): keep the market data in a local or shared "
+            "folder (QUANTFLEET_DATA_URL=/path; job objects may stay on S3), or, for your own code on your own "
+            "machine only, set QUANTFLEET_SANDBOX=trusted"
+        )
+
+
 def check_sandbox_policy(settings: Settings, *, kind: str, user_count: int) -> None:
     """Raise ConfigError unless launcher ``kind`` is allowed by the sandbox setting (see the module docstring)."""
+    check_data_reachable(settings, kind=kind)
     if kind == "bubblewrap":
         return
     if settings.sandbox == "on":

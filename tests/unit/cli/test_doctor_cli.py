@@ -28,6 +28,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
         if name.startswith("QUANTFLEET_"):
             monkeypatch.delenv(name)
     monkeypatch.setenv("QUANTFLEET_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("QUANTFLEET_SANDBOX", "trusted")  # as the suite's workers; the sandbox tests unset it
     monkeypatch.setenv("COLUMNS", "1000")  # one line per row: nothing wraps
     state._store = None
     yield tmp_path / "home"
@@ -146,6 +147,34 @@ def test_sandbox_self_test_runs_when_workers_sandbox(home: Path, monkeypatch: py
     monkeypatch.setenv("QUANTFLEET_WORKER_LAUNCHER", "bubblewrap")
     _code, out = qf("doctor")
     assert "sandbox self-test passed" in row(out, "sandbox")
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("bwrap") is None, reason="the sandbox needs root and bwrap")
+def test_the_default_sandbox_is_self_tested(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("QUANTFLEET_SANDBOX")  # on by default: workers sandbox, so doctor checks it
+    _code, out = qf("doctor")
+    assert "sandbox self-test passed" in row(out, "sandbox")
+
+
+def test_a_sandbox_that_cannot_reach_market_data_on_s3_fails_with_the_fixes(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        endpoint = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    monkeypatch.delenv("QUANTFLEET_SANDBOX")
+    monkeypatch.setenv("QUANTFLEET_DATA_URL", "s3://market/prices")
+    monkeypatch.setenv("QUANTFLEET_S3_ENDPOINT_URL", endpoint)  # nothing listens: the data check fails fast
+    code, out = qf("doctor")
+    assert code == 1
+    sandbox = row(out, "sandbox")
+    assert "FAIL" in sandbox
+    assert "s3://market/prices" in sandbox
+    assert "no network" in sandbox
+    assert "QUANTFLEET_DATA_URL=/path" in sandbox
+    assert "QUANTFLEET_SANDBOX=trusted" in sandbox
 
 
 def test_sandbox_is_a_warning_when_workers_do_not_sandbox(home: Path) -> None:

@@ -35,6 +35,20 @@ def test_an_unsandboxed_launcher_is_refused_while_the_sandbox_is_on(tmp_path: Pa
     assert "bubblewrap" in str(caught.value)
 
 
+def test_a_sandboxed_worker_refuses_market_data_it_could_only_reach_over_the_network(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path, sandbox="on", data_url="s3://market/prices", objects_url="s3://market/jobs")
+    with pytest.raises(ConfigError, match=r"the sandbox .* has no network to read it") as caught:
+        worker_from_settings(settings, launcher="bubblewrap", slots=1)  # at start, before any job is taken
+    message = str(caught.value)
+    assert "s3://market/prices" in message
+    assert "QUANTFLEET_DATA_URL=/path" in message
+    assert "QUANTFLEET_SANDBOX=trusted" in message
+    local = Settings(home=tmp_path, sandbox="on", objects_url="s3://market/jobs")  # objects on S3 are fine
+    check_sandbox_policy(local, kind="bubblewrap", user_count=0)
+    trusted = Settings(home=tmp_path, sandbox="trusted", data_url="s3://market/prices")
+    check_sandbox_policy(trusted, kind="forkserver", user_count=1)  # unsandboxed children have the network
+
+
 def test_trusted_is_refused_in_production(tmp_path: Path) -> None:
     settings = Settings(home=tmp_path, sandbox="trusted", environment="production")
     with pytest.raises(ConfigError, match="QUANTFLEET_SANDBOX=trusted is refused in production"):
