@@ -13,23 +13,29 @@ exactly once, when the broker is back:
    withdrawn (cancelled while still queued, with the reason in its events)
    and the request fails with 503; the idempotency record is not kept, so
    the retry submits again. A job some worker already claimed in that
-   instant is running: it is kept, and answered 201.
+   instant is running: it is kept, and answered 201. Which of the two
+   happened is decided in one transaction (:meth:`JobService.withdraw`), so a
+   claim in between a read and a cancel cannot make the API cancel a running
+   job and answer 503 for it, while the client's retry runs it a second time.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 
 from quantfleet.api.deps import ApiContext
+from quantfleet.dispatch.execute import retry
 from quantfleet.dispatch.notify import BrokerUnavailable
-from quantfleet.jobs import Job, JobState
+from quantfleet.jobs import Job
 
 __all__ = ["WITHDRAWN_BY", "accept"]
 
 log = logging.getLogger(__name__)
 
 WITHDRAWN_BY = "quantfleet-api: the broker was unreachable, the submission answered 503"
+WITHDRAWN_WHY = "its id could not be published to the fleet (the broker is down); the client was answered 503"
 
 
 def accept(ctx: ApiContext, submit: Callable[[], Job]) -> Job:
@@ -42,8 +48,8 @@ def accept(ctx: ApiContext, submit: Callable[[], Job]) -> Job:
     try:
         dispatch.publish(job.id)
     except BrokerUnavailable:
-        if ctx.service.get(job.id).state is JobState.QUEUED:
-            ctx.service.cancel(job.id, by=WITHDRAWN_BY)
+        withdraw = functools.partial(ctx.service.withdraw, job.id, by=WITHDRAWN_BY, reason=WITHDRAWN_WHY)
+        if retry(withdraw, seconds=5):  # a database blip now would leave a job queued that the client submits again
             log.warning("job %s was withdrawn: its id could not be published (the broker is down)", job.id)
             raise
         log.warning("job %s was claimed before its publish failed; it runs, and is accepted", job.id)

@@ -14,7 +14,7 @@ import json
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -33,7 +33,7 @@ from quantfleet.core.settings import Settings, load_settings
 from quantfleet.core.types import Adjustment, Frequency
 from quantfleet.dispatch.notify import submit_notifier
 from quantfleet.engine import EngineConfig
-from quantfleet.jobs import Job, JobKind, JobService, JobSpec, JobState, Limits
+from quantfleet.jobs import Job, JobId, JobKind, JobService, JobSpec, JobState, Limits
 from quantfleet.strategy.loader import load_strategy
 
 __all__ = ["app", "demo_jobs", "submit", "worker"]
@@ -60,11 +60,49 @@ def _settings() -> Settings:
 _services: dict[tuple[str, str], JobService] = {}
 
 
+class _TellFleet:
+    """The CLI's ``notify`` hook with a Celery broker: publish each queued job's id; say so when that fails.
+
+    The job is committed first, so a broker that is down loses no job: it stays
+    queued in the database, and a fleet worker's sweeper publishes it again
+    once the broker is back. The user is told that on stderr, without a
+    traceback (stdout keeps the job id alone, for scripts).
+    """
+
+    def __init__(self, settings: Settings, publish: Callable[[JobId], None]) -> None:
+        self._publish = publish
+        scheme, sep, rest = (settings.broker_url or "").partition("://")
+        self._broker = f"{scheme}{sep}{rest.rpartition('@')[2]}"  # never the user or password
+        self._sweep = settings.sweep_seconds
+        self._down = False
+
+    def __call__(self, job_id: JobId) -> None:
+        try:
+            self._publish(job_id)
+        except Exception as exc:
+            if self._down:
+                err.print(
+                    f"[yellow]job {job_id} is queued too[/yellow] (the broker is still unreachable)", highlight=False
+                )
+                return
+            self._down = True
+            err.print(
+                f"[yellow]job {job_id} is queued, but the fleet was not told:[/yellow] the Celery broker at "
+                f"{self._broker} is unreachable ({type(exc).__name__}: {str(exc)[:200]}). The job stays queued "
+                f"in the database; once the broker is back, a fleet worker's sweeper publishes it (jobs queued "
+                f"over {self._sweep:g} s) and it starts. Check that the broker runs and that QUANTFLEET_BROKER_URL "
+                f"is right; 'quantfleet jobs cancel {job_id}' withdraws the job meanwhile.",
+                highlight=False,
+            )
+
+
 def _service() -> JobService:
     settings = _settings()
     key = (settings.resolved_database_url, settings.resolved_objects_url)
     if key not in _services:
-        _services[key] = JobService.from_settings(settings, notify=submit_notifier(settings))
+        publish = submit_notifier(settings)
+        notify = _TellFleet(settings, publish) if publish is not None else None
+        _services[key] = JobService.from_settings(settings, notify=notify)
     return _services[key]
 
 
@@ -229,7 +267,6 @@ def run_local(settings: Settings, service: JobService, job_ids: list[str], *, sl
     Only these: other queued jobs (other users', other submissions) stay for the pool.
     """
     from quantfleet.dispatch.pool import worker_from_settings
-    from quantfleet.jobs import JobId
 
     worker = worker_from_settings(settings, slots=slots, service=service)
     try:

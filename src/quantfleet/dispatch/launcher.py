@@ -166,10 +166,24 @@ def _kill_tree(child: ChildProcess, grace: float) -> None:
 
 
 class _ForkedChild:
+    """A child forked by the fork server; only its own :meth:`wait` ever reads its exit code.
+
+    The fork server sends a child's exit code once, as four bytes on the
+    child's sentinel pipe, and multiprocessing's ``poll`` is not thread-safe:
+    when two threads poll at once, one reads the code and the other finds the
+    pipe at its end and records 255 ("the fork server died") over it. Every
+    ``Process.start()`` in the process polls every child it knows of first, so
+    a slot's launch would race another slot's wait on a child that just ended,
+    and a job that succeeded was retried as an infrastructure failure (run
+    twice). So the launcher takes its children out of multiprocessing's own
+    list (:func:`_unlist`), and one lock per child serializes its waits.
+    """
+
     def __init__(self, process: multiprocessing.process.BaseProcess, output: int, life: int) -> None:
         self._process = process
         self._output = output
         self._life = life
+        self._wait_lock = threading.Lock()
 
     @property
     def pid(self) -> int:
@@ -182,8 +196,9 @@ class _ForkedChild:
         return self._output
 
     def wait(self, timeout: float | None) -> int | None:
-        self._process.join(timeout)
-        return self._process.exitcode
+        with self._wait_lock:  # one reader of the exit code at a time (see the class docstring)
+            self._process.join(timeout)
+            return self._process.exitcode
 
     def kill_tree(self, *, grace: float = 1.0) -> None:
         _kill_tree(self, grace)
@@ -198,6 +213,20 @@ class _ForkedChild:
 
 
 _server_lock = threading.Lock()
+
+
+def _unlist(process: multiprocessing.process.BaseProcess) -> None:
+    """Take ``process`` out of the children every ``Process.start()`` and ``active_children()`` poll.
+
+    Their poll would read its exit code behind the back of the thread that
+    waits for it (see :class:`_ForkedChild`). Call with ``_server_lock`` held,
+    right after ``start()``: launches poll under that lock, so nothing polls the
+    new child between the two. The list is private to multiprocessing; on a
+    Python without it, nothing is done (and the race is back).
+    """
+    children = getattr(multiprocessing.process, "_children", None)
+    if isinstance(children, set):
+        children.discard(process)
 
 
 @contextlib.contextmanager
@@ -306,6 +335,7 @@ class ForkServerLauncher:
         try:
             with _server_lock, _without_main():
                 process.start()
+                _unlist(process)
         finally:
             out_conn.close()
             life_conn.close()

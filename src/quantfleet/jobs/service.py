@@ -462,6 +462,22 @@ class JobService(WorkerSide):
             cancel_locked(conn, row, by=by, now=self.clock.now(), detail=None)
             return self._get(conn, job_id)
 
+    def withdraw(self, job_id: JobId, *, by: str, reason: str) -> bool:
+        """Cancel the job if, and only if, no worker has claimed it yet; return whether it was withdrawn.
+
+        For a submitter that could not tell the fleet of a job it just queued
+        (the HTTP API's 503). The state is read and changed in one transaction
+        with the row locked, so a worker's claim comes wholly before (the job
+        runs and is left alone: False) or wholly after (it finds the job
+        cancelled). ``reason`` goes into the job's events.
+        """
+        with self.db.write() as conn:
+            row = lock_job(conn, job_id)
+            if row is None or row["state"] != JobState.QUEUED:
+                return False
+            cancel_locked(conn, row, by=by, now=self.clock.now(), detail=reason)
+            return True
+
     # -- logs -------------------------------------------------------------------------------
 
     def log_writer(self, claim: Claim) -> LogWriter:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import threading
 from pathlib import Path
 from typing import Any
@@ -92,6 +93,27 @@ def test_idempotency_key_returns_the_same_job_and_cancel_ends_a_queued_one(cli: 
     assert first == second
     assert "cancelled" in invoke(cli, "jobs", "cancel", first)
     assert service().get(first).state is JobState.CANCELLED  # type: ignore[arg-type]
+
+
+def test_submit_with_the_celery_broker_down_says_the_job_waits_for_it(
+    cli: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.socket() as probe:  # a port nothing listens on: a broker that is down
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("QUANTFLEET_BROKER_URL", f"redis://fleet:s3cret@127.0.0.1:{port}/0")
+    path = write_strategy(tmp_path, "count.py", COUNTING_STRATEGY)
+    done = cli.invoke(make_app(), ["submit", str(path), "--symbols", "AAA"], catch_exceptions=False)
+    assert done.exit_code == 0, done.output  # the job is queued: it will run once the broker is back
+    job_id = done.stdout.strip()  # stdout: the id alone, for scripts
+    assert service().get(JobId(job_id)).state is JobState.QUEUED
+    told = " ".join(done.stderr.split())
+    assert f"job {job_id} is queued, but the fleet was not told" in told
+    assert f"redis://127.0.0.1:{port}/0 is unreachable" in told
+    assert "once the broker is back" in told
+    assert "QUANTFLEET_BROKER_URL" in told
+    assert "s3cret" not in told
+    assert "Traceback" not in done.output
 
 
 def test_submit_refuses_a_missing_file_and_a_bad_grid(cli: CliRunner, tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import multiprocessing.forkserver
 import os
 import subprocess
 import sys
@@ -15,7 +16,7 @@ import sqlalchemy as sa
 
 from quantfleet.core.errors import StorageUnavailable
 from quantfleet.core.settings import Settings
-from quantfleet.dispatch.launcher import ForkServerLauncher, _kill_tree, child_environment
+from quantfleet.dispatch.launcher import ChildProcess, ForkServerLauncher, _kill_tree, child_environment
 from quantfleet.dispatch.pool import worker_from_settings
 from quantfleet.dispatch.worker import Worker
 from quantfleet.jobs import Job, JobKind, JobService, JobSpec, JobState, Limits
@@ -111,6 +112,7 @@ def test_symlinks_in_out_fail_the_job_and_nothing_is_uploaded(
 
 ENV_STRATEGY = """
 import json
+import multiprocessing.forkserver
 import os
 
 def run(ctx, dump: str = ""):
@@ -235,6 +237,53 @@ def test_kill_tree_after_the_child_was_reaped_spares_a_process_that_reused_its_p
     finally:
         stranger.kill()
         stranger.wait()
+
+
+# -- 8b. a child's exit code is read by its own slot, even while another slot launches --------------------
+
+
+def _ended(launcher: ForkServerLauncher, work: Path) -> ChildProcess:
+    """Launch a child on an empty work folder (no task.json: it exits 3 at once); return it once its output ended."""
+    work.mkdir()
+    child = launcher.launch(work)
+    while os.read(child.output, 65536):
+        pass
+    return child
+
+
+def test_a_childs_exit_code_survives_another_slot_launching_while_it_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A CI run saw a job run twice: its child exited 0, but the slot read 255 and retried it.
+
+    The fork server sends an exit code once; a launch in another slot (every
+    Process.start() polls the children it knows first) read it, and the slot
+    that waited found the pipe empty. Here the waiting slot is descheduled at
+    the worst moment, as on a loaded machine: just before it reads the code.
+    """
+    launcher = ForkServerLauncher(child_environment(os.environ))
+    launcher.start()
+    child = _ended(launcher, tmp_path / "first")
+    read_signed = multiprocessing.forkserver.read_signed
+    waiter = threading.current_thread()
+    others: list[ChildProcess] = []
+
+    def descheduled(fd: int) -> int:
+        if threading.current_thread() is waiter and not others:  # meanwhile, another slot launches its job
+            slot = threading.Thread(target=lambda: others.append(_ended(launcher, tmp_path / "second")))
+            slot.start()
+            slot.join(30)
+        return read_signed(fd)
+
+    monkeypatch.setattr(multiprocessing.forkserver, "read_signed", descheduled)
+    try:
+        assert child.wait(10) == 3  # the child's own code (an infrastructure failure), not 255
+        assert len(others) == 1  # the other slot's launch ran while this slot was about to read
+        assert others[0].wait(10) == 3
+    finally:
+        for c in (child, *others):
+            c.kill_tree(grace=0)
+            c.close()
 
 
 # -- 9. user errors are failures, not infrastructure retries --------------------------------------------

@@ -7,7 +7,7 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-from quantfleet.jobs import JobId, JobService, JobSpec, JobState, Outcome
+from quantfleet.jobs import Claim, JobId, JobService, JobSpec, JobState, Outcome
 from quantfleet.store import Database, DatabaseUnavailable, ObjectStore
 from quantfleet.testing import FrozenClock
 
@@ -66,3 +66,40 @@ def test_every_job_is_claimed_exactly_once(
     assert all(claimed.values()), "every worker held a claim while the others did"
     assert service.queue_depth() == 0
     assert len(service.list(state=JobState.SUCCEEDED, limit=1000).items) == JOBS
+
+
+def test_a_withdrawal_racing_a_claim_either_takes_the_job_back_or_leaves_it_running(
+    db_url: str, service: JobService, new_spec: SpecFactory, tmp_path: Path, clock: FrozenClock
+) -> None:
+    """The API withdraws a job whose publish failed; a worker may claim it at that very moment.
+
+    Exactly one of the two wins each time: a claimed job is never also cancelled
+    (the API would answer 503 for a job that runs, and the client's retry run it again).
+    """
+    db = Database(db_url, busy_timeout_ms=30_000)
+    worker = JobService(db, ObjectStore(str(tmp_path / "objects")), clock=clock)
+    try:
+        for round_ in range(20):
+            job = service.submit(new_spec(params={"round": round_}))
+            start = threading.Barrier(2, timeout=30)
+            claims: list[Claim | None] = []
+
+            def claim(start: threading.Barrier, claims: list[Claim | None]) -> None:
+                start.wait()
+                claims.append(worker.claim("w1"))
+
+            thread = threading.Thread(target=claim, args=(start, claims))
+            thread.start()
+            start.wait()
+            withdrawn = service.withdraw(job.id, by="api", reason="the broker is down")
+            thread.join(30)
+            after = service.get(job.id)
+            [got] = claims
+            assert withdrawn is (got is None), (withdrawn, got)
+            if got is not None:
+                assert (after.state, after.cancel_requested_at) == (JobState.RUNNING, None)
+                assert worker.finish(got, Outcome(state=JobState.SUCCEEDED))
+            else:
+                assert after.state is JobState.CANCELLED
+    finally:
+        db.dispose()

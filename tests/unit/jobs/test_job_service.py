@@ -170,6 +170,26 @@ def test_cancel_of_an_ended_job_names_the_states(service: JobService, new_spec: 
         service.cancel(job.id, by="ben")
 
 
+def test_withdraw_cancels_only_a_job_no_worker_claimed(service: JobService, new_spec: SpecFactory) -> None:
+    queued = service.submit(new_spec())
+    assert service.withdraw(queued.id, by="api", reason="the broker is down")
+    withdrawn = service.get(queued.id)
+    assert (withdrawn.state, withdrawn.cancelled_by) == (JobState.CANCELLED, "api")
+    assert service.events(queued.id)[-1].detail == "the broker is down"
+    assert not service.withdraw(queued.id, by="api", reason="again")  # already withdrawn: nothing changes
+
+    running = service.submit(new_spec(params={"fast": 1}))
+    claim = service.claim("w1")
+    assert claim is not None
+    assert claim.job_id == running.id
+    assert not service.withdraw(running.id, by="api", reason="the broker is down")
+    kept = service.get(running.id)
+    assert (kept.state, kept.cancel_requested_at) == (JobState.RUNNING, None)  # it runs on, not cancelled
+    assert service.finish(claim, Outcome(state=JobState.SUCCEEDED))
+    assert not service.withdraw(running.id, by="api", reason="the broker is down")  # ended: no error either
+    assert service.get(running.id).state is JobState.SUCCEEDED
+
+
 def test_children_fan_out_once_and_report_progress(
     service: JobService, new_spec: SpecFactory, notified: list[JobId]
 ) -> None:
