@@ -177,19 +177,19 @@ def test_workers_wait_out_a_locked_database_and_lose_or_duplicate_nothing(home: 
     assert sorted(int(tag) for tag, _ in home.executions()) == list(range(6))
 
 
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(300)  # about 100 s on 2 busy cores; the margin is for a machine far busier than that
 def test_200_jobs_on_2_workers_all_succeed_none_twice_none_lost(home: Home) -> None:
     jobs = [home.submit(COUNTING_STRATEGY, tag=i) for i in range(200)]
     threads = [home.in_background(home.worker(own_service=True)) for _ in range(2)]
     for t in threads:
-        t.join(170)
+        t.join(250)
     states = [home.service.get(j.id).state for j in jobs]
     assert states.count(JobState.SUCCEEDED) == 200
     tags = [int(tag) for tag, _ in home.executions()]
     retried = {j.id: [a.error for a in home.service.attempts(j.id)] for j in jobs if home.service.get(j.id).attempt > 1}
     assert sorted(tags) == list(range(200)), f"retried jobs and their attempts' errors: {retried}"  # each once
     assert retried == {}  # no fault was injected: no attempt may be taken for an infrastructure failure
-    assert {w.completed for w in home.workers} != {0}  # both shared the work
+    assert all(w.completed > 0 for w in home.workers), [w.completed for w in home.workers]  # both shared the work
 
 
 SLOW_ONCE = """
