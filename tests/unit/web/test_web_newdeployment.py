@@ -191,7 +191,7 @@ def test_a_field_the_api_names_gets_the_forms_label(api: tuple[Api, dict[str, st
             shown = problems_of(exc)
         else:
             raise AssertionError("a negative limit was accepted")
-    assert shown[0].startswith("the 'spec' part is invalid")
+    assert shown[0] == "The API refused the deployment (HTTP 422); fix these fields and create it again:"
     assert any(s.startswith("Max position per symbol (shares): ") for s in shown[1:]), shown
 
 

@@ -254,15 +254,17 @@ def problems_of(exc: Exception) -> list[str]:
     """Return what the page shows for a refused create: the detail, then each field the API named, by its label."""
     if not isinstance(exc, ClientError):
         return [describe(exc)]
-    out = [describe(exc)]
+    fields = []
     for error in exc.problem.get("errors") or []:
         if not isinstance(error, dict):
             continue
         loc = [str(p) for p in error.get("loc") or [] if str(p) not in ("body", "spec")]
         path = ".".join(loc)
         label = FIELDS.get(path) or FIELDS.get(".".join(loc[:2])) or FIELDS.get(loc[0] if loc else "") or path
-        out.append(f"{label or 'The spec'}: {error.get('msg', 'invalid')}")
-    return out
+        fields.append(f"{label or 'The spec'}: {error.get('msg', 'invalid')}")
+    if not fields:
+        return [describe(exc)]
+    return [f"The API refused the deployment (HTTP {exc.status}); fix these fields and create it again:", *fields]
 
 
 def create(gw: Gateway, file: Mapping[str, Any], spec: dict[str, Any]) -> tuple[Any, str | None]:
