@@ -100,3 +100,15 @@ def test_a_paper_deployment_is_created_through_the_form(session: Session, stack:
     expect(page.locator("#deployments-table")).to_contain_text("sizer")
     session.screenshot("newdeployment-list.png")
     assert session.errors == []
+
+
+def test_the_form_fits_a_laptop_window(sign_in: Callable[..., Any], stack: Stack) -> None:
+    with sign_in(stack, width=1024, height=768) as session:
+        session.page.goto(stack.web + "/deployments/new")
+        expect(session.page.locator("#newdep-button")).to_be_visible()
+        wider = session.page.evaluate(
+            "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        session.screenshot("newdeployment-1024.png")
+        assert wider == 0
+        assert session.errors == []

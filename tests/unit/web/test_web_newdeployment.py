@@ -149,6 +149,9 @@ def test_the_form_names_each_wrong_field_before_anything_is_sent() -> None:
     assert "Max order value: 'lots' is not a number" in text
     assert "Max orders per day: '2.5' is not a whole number" in text
     assert len(problems) == 7
+    spec, problems = build_deployment(_declared(file), **{**FORM, "symbols": "brk.b ^gspc,BTC/USD"})
+    assert problems == []
+    assert spec["symbols"] == ["BRK.B", "^GSPC", "BTC/USD"]
     _, problems = build_deployment(_declared(file), **{**FORM, "symbols": "AAA AAA", "cron": ""})
     assert problems == [
         "Symbols: a ticker is listed twice; list each once",

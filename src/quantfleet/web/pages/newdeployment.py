@@ -47,7 +47,7 @@ FIELDS: dict[str, str] = {
     **{f"risk.{key}": label for key, label, _ in RISK},
 }
 """The form's label of each field the API may name in an error."""
-_SYMBOL = re.compile(r"^[A-Z0-9][A-Z0-9.\-/_^=]{0,31}$")
+_SYMBOL = re.compile(r"^[A-Z0-9^][A-Z0-9.\-/_^=]{0,31}$")
 _ACCOUNT = re.compile(r"^[A-Za-z0-9_.\-]*$")
 
 
@@ -328,6 +328,7 @@ def register(app: dash.Dash, api: Api) -> None:
         State("newdep-account", "value"),
         *[State(f"newdep-{key}", "value") for key, _, _ in RISK],
         State(TOKEN, "data"),
+        running=[(Output("newdep-button", "disabled"), True, False)],  # a second click cannot create a second one
         prevent_initial_call=True,
     )
     def _create(clicks: int, file: Any, values: Any, value_ids: Any, *rest: Any) -> tuple[Any, Any]:
