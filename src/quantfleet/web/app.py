@@ -17,7 +17,17 @@ import httpx
 from dash import Input, Output, dcc, html
 
 from quantfleet.web.common import TOKEN, URL, Api, alert
-from quantfleet.web.pages import compare, data, deployment, deployments, detail, jobs, signin, submit
+from quantfleet.web.pages import (
+    compare,
+    data,
+    deployment,
+    deployments,
+    detail,
+    jobs,
+    newdeployment,
+    signin,
+    submit,
+)
 
 __all__ = ["PAGES", "create_app", "route"]
 
@@ -48,6 +58,8 @@ def route(pathname: str | None, search: str | None, token: str | None) -> Any:
         return data.layout()
     if path == "/deployments":
         return deployments.layout()
+    if path == newdeployment.PATH:
+        return newdeployment.layout()
     parts = path.strip("/").split("/")
     if len(parts) == 2 and parts[0] in ("jobs", "sweeps") and parts[1]:
         return detail.layout(parts[1])
@@ -105,7 +117,7 @@ def create_app(api_url: str, *, timeout: float = 15.0, transport: httpx.BaseTran
     def _signout(clicks: int) -> tuple[bool, str]:
         return True, "/signin"
 
-    for page in (signin, jobs, detail, submit, compare, data, deployments, deployment):
+    for page in (signin, jobs, detail, submit, compare, data, deployments, deployment, newdeployment):
         page.register(app, api)
     app.server.config["QUANTFLEET_API_URL"] = api.url
     return app

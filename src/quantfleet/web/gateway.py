@@ -213,6 +213,14 @@ class Gateway:
             return self.client.kill_deployment(deployment_id, flatten=flatten)
         raise ValueError(f"unknown deployment action {action!r}; choose pause, resume, stop or kill")
 
+    def create_deployment(self, filename: str, code: bytes, spec: dict[str, Any]) -> dict[str, Any]:
+        """Deploy uploaded code with the form's spec (``symbols``, ``schedule`` or ``on_bars``, ...); return it."""
+        with tempfile.TemporaryDirectory(prefix="quantfleet-web-") as folder:
+            path = Path(folder) / Path(filename).name
+            path.write_bytes(code)
+            body = dict(spec)
+            return self.client.create_deployment(path, symbols=body.pop("symbols"), **body)
+
     def cancel(self, job_id: str) -> JobInfo:
         """Cancel a job."""
         return self.client.cancel(job_id)

@@ -39,7 +39,13 @@ def layout() -> html.Div:
     """Return the deployments page; a callback fills the table (only its rows, so paging and sorting stay)."""
     return html.Div(
         [
-            html.H1("Deployments"),
+            html.Div(
+                [
+                    html.H1("Deployments"),
+                    dcc.Link("New deployment", href="/deployments/new", id="deployments-new", className="qf-button"),
+                ],
+                className="qf-row qf-title-row",
+            ),
             html.Div(id="deployments-message"),
             card("Live and paper deployments", _table([]), wide=True),
             dcc.Interval(id="deployments-interval", interval=REFRESH_MS, n_intervals=0),
@@ -111,7 +117,10 @@ def register(app: dash.Dash, api: Api) -> None:
         except Exception as exc:
             return dash.no_update, alert(describe(exc))
         if not items:
-            note = "No deployments yet: deploy a strategy file with 'quantfleet deploy FILE --symbols ...'."
+            note = (
+                "No deployments yet: create one with New deployment, or deploy a strategy file with "
+                "'quantfleet deploy FILE --symbols ...'."
+            )
             return [], alert(note, kind="info")
         now = datetime.now(UTC)
         return [row(d, now=now) for d in items], None

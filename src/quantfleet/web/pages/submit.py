@@ -133,12 +133,17 @@ def decode_upload(contents: str | None, filename: str | None) -> tuple[str, str]
         raise FormError(f"{filename} is not UTF-8 text; save it as UTF-8 and upload it again") from None
 
 
-def params_form(declared: Sequence[Declared]) -> html.Table | html.P:
-    """Return the parameters form: one row per declared parameter, a value and (for sweeps) a grid."""
+def params_form(declared: Sequence[Declared], *, prefix: str = "submit", grid: bool = True) -> html.Table | html.P:
+    """Return the parameters form: one row per declared parameter, a value and (``grid``: for sweeps) a grid.
+
+    The inputs' ids are ``{"type": f"{prefix}-param", "name": ...}`` (and ``-grid``), the table's
+    ``{prefix}-params-table``: another page reuses the form under its own prefix.
+    """
     if not declared:
         return html.P("This strategy declares no parameters.", className="qf-muted")
     head = html.Tr(
-        [html.Th("Parameter"), html.Th("Type"), html.Th("Value"), html.Th("Sweep grid", className="qf-grid-col")]
+        [html.Th("Parameter"), html.Th("Type"), html.Th("Value")]
+        + ([html.Th("Sweep grid", className="qf-grid-col")] if grid else [])
     )
     body = [
         html.Tr(
@@ -147,26 +152,32 @@ def params_form(declared: Sequence[Declared]) -> html.Table | html.P:
                 html.Td(p.type),
                 html.Td(
                     dcc.Input(
-                        id={"type": "submit-param", "name": p.name},
+                        id={"type": f"{prefix}-param", "name": p.name},
                         placeholder=repr(p.default),
                         className="qf-input",
                         debounce=True,
                     )
                 ),
-                html.Td(
-                    dcc.Input(
-                        id={"type": "submit-grid", "name": p.name},
-                        placeholder="start:stop:step or a,b,c" if p.type in ("int", "float") else "a,b,c",
-                        className="qf-input",
-                        debounce=True,
-                    ),
-                    className="qf-grid-col",
-                ),
             ]
+            + (
+                [
+                    html.Td(
+                        dcc.Input(
+                            id={"type": f"{prefix}-grid", "name": p.name},
+                            placeholder="start:stop:step or a,b,c" if p.type in ("int", "float") else "a,b,c",
+                            className="qf-input",
+                            debounce=True,
+                        ),
+                        className="qf-grid-col",
+                    )
+                ]
+                if grid
+                else []
+            )
         )
         for p in declared
     ]
-    return html.Table([html.Thead(head), html.Tbody(body)], className="qf-params", id="submit-params-table")
+    return html.Table([html.Thead(head), html.Tbody(body)], className="qf-params", id=f"{prefix}-params-table")
 
 
 def build_spec(
