@@ -189,6 +189,7 @@ class StrategyChild:
         with contextlib.suppress(OSError, ValueError):
             self._input.close()
         self.process.kill_tree(grace=0)
+        self.process.wait(10)  # reaped: no zombie, and its exit code is known
         self._reader.join(5)
         self.process.close()
         release = getattr(self.launcher, "release", None)
