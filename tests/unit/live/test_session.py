@@ -206,3 +206,23 @@ def test_strategy_errors_show_the_users_traceback(
     bars = random_walk_bars(("X",), START, n=1)[0]
     with pytest.raises(StrategyError, match=r"ValueError: boom \(raised at strategy.py:2 in run"):
         session.on_bars(bars["X"].ts_us, bars)
+
+
+def test_the_strategys_output_is_its_log_not_its_answer(
+    deploy: DeployFactory, deployments: DeploymentService, clock: FrozenClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """What the strategy prints (even a line that looks like an answer) is logged; its orders still arrive."""
+    code = 'def run(ctx):\n    print(\'{"messages": [], "state": {"forged": 1}}\')\n    ctx.order("X", 3)\n'
+    dep = deploy(code)
+    broker = FakeBroker()
+    session = DeploymentSession(deployments, dep, broker, run=1, clock=clock)
+    try:
+        bars = random_walk_bars(("X",), START, n=1)[0]
+        with caplog.at_level("INFO", logger="quantfleet.strategy"):
+            session.on_bars(bars["X"].ts_us, bars)
+            session.end()
+    finally:
+        session.close()
+    assert [(o.symbol, o.quantity) for o in broker.orders.values()] == [("X", 3.0)]
+    assert deployments.get(dep.id).state == {}
+    assert any('"forged": 1' in r.getMessage() for r in caplog.records)

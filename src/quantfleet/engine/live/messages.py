@@ -229,7 +229,8 @@ def check_output(body: Any) -> RunOutput:
         or not isinstance(body.get("state"), dict)
     ):
         raise UserError(
-            f"the live run's {ORDERS_FILE} lacks its messages list or state; the run's orders were not sent"
+            f"the strategy's answer (a scheduled run's {ORDERS_FILE}, an on-bars step's line) lacks its messages "
+            "list or state; none of its orders was sent"
         )
     raw = body["messages"]
     if len(raw) > MAX_MESSAGES:
