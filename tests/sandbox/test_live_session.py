@@ -10,23 +10,30 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from quantfleet.core.settings import load_settings
 from quantfleet.dispatch.launcher import child_environment
 from quantfleet.dispatch.sandboxed import BubblewrapLauncher
 from quantfleet.engine.config import EngineConfig
 from quantfleet.jobs import JobService
 from quantfleet.live.deployments import DeploymentService
 from quantfleet.live.models import DeploymentSpec
+from quantfleet.live.mqtt import publish_bars
 from quantfleet.live.paper import PaperBroker
 from quantfleet.live.session import DeploymentSession
 from quantfleet.store import Database, ObjectStore
 from quantfleet.strategy.loader import StrategyError
-from quantfleet.testing import FrozenClock
+from quantfleet.testing import FrozenClock, require_server
 from quantfleet.testing.live import random_walk_bars
 
 PROBE = """
@@ -135,3 +142,49 @@ def test_a_failing_strategy_in_the_sandbox_shows_the_users_traceback(tmp_path: P
         session.close()
         launcher.close()
         db.dispose()
+
+
+def test_deployments_run_under_the_default_policy_runs_the_strategy_in_the_sandbox(
+    tmp_path: Path, secrets_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """'quantfleet deployments run' (what the scheduler supervises), sandbox on, bars over MQTT."""
+    require_server("Mosquitto", "127.0.0.1", 1883, "mosquitto -p 1883 -d")
+    env = {
+        **os.environ,
+        "QUANTFLEET_HOME": str(tmp_path / "home"),
+        "QUANTFLEET_SANDBOX": "on",
+        "ALPACA_API_KEY": "PKFAKEKEY",
+        "QUANTFLEET_ALPACA_SECRETS": str(secrets_file),
+    }
+    symbol = f"S{uuid.uuid4().hex[:6].upper()}"
+    path = tmp_path / "probe.py"
+    path.write_text(PROBE.replace("SECRETS", str(secrets_file)).replace('"AAA"', repr(symbol)))
+    cli = [sys.executable, "-m", "quantfleet.cli.app"]
+    made = subprocess.run(
+        [*cli, "deploy", str(path), "--symbols", symbol, "--on-bars", "--frequency", "1m"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    dep_id = made.stdout.split()[0]
+    proc = subprocess.Popen([*cli, "deployments", "run", dep_id], env=env, start_new_session=True)
+    try:
+        monkeypatch.setenv("QUANTFLEET_HOME", str(tmp_path / "home"))
+        service = DeploymentService(JobService.from_settings(load_settings()))
+        deadline = time.monotonic() + 120
+        while service.get(dep_id).heartbeat_at is None:
+            assert proc.poll() is None, "the deployments run process exited"
+            assert time.monotonic() < deadline, "the process never beat"
+            time.sleep(0.1)
+        publish_bars(
+            "127.0.0.1", 1883, "1m", random_walk_bars((symbol,), datetime(2024, 3, 4, 14, 30, tzinfo=UTC), n=2)
+        )
+        while service.get(dep_id).state.get("seen") != 2:
+            assert proc.poll() is None, "the deployments run process exited"
+            assert time.monotonic() < deadline, f"state is {service.get(dep_id).state}"
+            time.sleep(0.1)
+        state = service.get(dep_id).state
+        assert 61000 <= state["uid"] < 61064
+        assert (state["keys"], state["secrets"], state["network"]) == ([], "FileNotFoundError", "blocked")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
