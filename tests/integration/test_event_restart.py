@@ -40,6 +40,20 @@ def wait_for(condition: Any, what: str, timeout: float = 60.0) -> None:
         time.sleep(0.05)
 
 
+def strategy_children(dep_id: str) -> list[int]:
+    """Return the pids of the strategy children of ``dep_id``'s sessions (by their work folder), zombies aside."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            alive = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        except OSError:
+            continue
+        if alive and b"quantfleet.dispatch.child" in cmdline and dep_id.encode() in cmdline:
+            found.append(int(pid))
+    return found
+
+
 def test_a_killed_event_process_recovers(tmp_path: Path, monkeypatch: Any) -> None:
     require_server("Mosquitto", HOST, PORT, "mosquitto -p 1883 -d")
     monkeypatch.setenv("QUANTFLEET_HOME", str(tmp_path / "home"))
@@ -63,9 +77,12 @@ def test_a_killed_event_process_recovers(tmp_path: Path, monkeypatch: Any) -> No
     try:
         publish_bars(HOST, PORT, "1m", day[:5])
         wait_for(lambda: service.get(dep_id).state.get("bars") == 5, "5 bars")
+        assert len(strategy_children(dep_id)) == 1  # the strategy runs in a child of its own
     finally:
         os.killpg(first.pid, signal.SIGKILL)
         first.wait(10)
+    # Its strategy child (a session of its own) sees its stdin end and kills itself: it does not trade on unseen.
+    wait_for(lambda: strategy_children(dep_id) == [], "the dead process's strategy child to end", timeout=20)
     second = start()
     try:
         publish_bars(HOST, PORT, "1m", day[3:])  # bars 3 and 4 again: already handled
@@ -73,6 +90,7 @@ def test_a_killed_event_process_recovers(tmp_path: Path, monkeypatch: Any) -> No
     finally:
         second.send_signal(signal.SIGTERM)
         second.wait(20)
+    wait_for(lambda: strategy_children(dep_id) == [], "the stopped process's strategy child to end", timeout=20)
     dep = service.get(dep_id)
     orders = PaperBroker(service.db, dep.account).orders()
     assert len(orders) == 10

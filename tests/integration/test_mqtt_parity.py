@@ -84,7 +84,7 @@ def test_a_day_replayed_over_mqtt_trades_as_the_backtest(db: Database, tmp_path:
 
     expected = [(o.symbol, side(o.filled_quantity), o.filled_quantity, o.created_us) for o in backtest.orders]
     got = []
-    for client_id, order in session.ctx.placed.items():
+    for client_id, order in session.placed.items():
         answer = broker.get_order(client_id)
         assert answer is not None
         got.append((order.symbol, side(answer.filled_quantity), answer.filled_quantity, order.created_us))

@@ -221,6 +221,7 @@ def run_events(
         run_on_bars(session, feed, stop_event)
     finally:
         feed.close()
+        session.close()
 
 
 @app.command("supervise")

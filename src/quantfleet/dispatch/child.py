@@ -14,7 +14,8 @@ pandas, pyarrow and numba). Either way the child
 - unpacks a strategy archive (``.zip``) itself, refusing an unsafe one
   (:mod:`quantfleet.sandbox.archive`): in the sandbox, that is inside it;
 - watches its stdin: the worker holds the other end, so when the worker dies
-  the child kills its own process group instead of running on unobserved;
+  the child kills its own process group instead of running on unobserved (an
+  on-bars session's child reads its requests there, and does the same at EOF);
 - never imports the job service, the database layer or their settings: no
   database credentials reach it (import-linter checks the imports, and the
   launcher scrubs the environment).
@@ -56,6 +57,7 @@ from quantfleet.sandbox import BacktestSpec, run_spec
 from quantfleet.sandbox.archive import is_archive, unpack_strategy
 from quantfleet.sandbox.isolation.seccomp import STRICT_ENV, enter_strict_mode
 from quantfleet.sandbox.live import run_live_step
+from quantfleet.sandbox.live_session import serve_live_session
 
 __all__ = ["forked_entry", "main", "run_task"]
 
@@ -85,7 +87,7 @@ def _limit_exceeded(limits: Limits) -> None:
 
 def _unpack(task: Task, work: Path) -> Task:
     """Unpack a strategy archive into ``work/code`` (here, in the job's own process); point the task at its file."""
-    own = task.kind in (TaskKind.BACKTEST, TaskKind.LIVE)  # the spec names the strategy itself
+    own = task.kind in (TaskKind.BACKTEST, TaskKind.LIVE, TaskKind.LIVE_SESSION)  # the spec names the strategy itself
     backtest = task.spec if own else task.spec.get("backtest")
     if not isinstance(backtest, dict) or not is_archive(str(backtest.get("strategy", ""))):
         return task
@@ -146,6 +148,8 @@ def _user_error(message: str, work: Path) -> int:
 def _dispatch(task: Task, work: Path) -> TaskResult:
     if task.kind is TaskKind.LIVE:  # the worker handed it its bars: no market-data store is opened
         return TaskResult(status="ok", metrics=run_live_step(task.spec, work, log_stream=sys.stderr))
+    if task.kind is TaskKind.LIVE_SESSION:  # stdin carries the host's requests: it watches the host itself
+        return TaskResult(status="ok", metrics=serve_live_session(task.spec, work, log_stream=sys.stderr))
     store = task.data.open()
     out = work / OUT_DIR
     if task.kind is TaskKind.BACKTEST:
@@ -210,8 +214,10 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write("usage: python -m quantfleet.dispatch.child WORK\n")
         return EXIT_INFRA
     _line_buffered()
-    _watch_parent(0)
-    return run_task(Path(args[0]).resolve())
+    work = Path(args[0]).resolve()
+    if Task.read(work).kind is not TaskKind.LIVE_SESSION:  # a session reads its requests from stdin
+        _watch_parent(0)
+    return run_task(work)
 
 
 if __name__ == "__main__":  # pragma: no cover - run as a process

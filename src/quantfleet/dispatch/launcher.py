@@ -359,6 +359,12 @@ class _SpawnedChild:
     def output(self) -> int:
         return self._output
 
+    @property
+    def input(self) -> int:
+        """Return the fd of the child's stdin (an on-bars session's requests go there)."""
+        assert self._proc.stdin is not None
+        return self._proc.stdin.fileno()
+
     def wait(self, timeout: float | None) -> int | None:
         try:
             return self._proc.wait(timeout)

@@ -86,6 +86,11 @@ class SandboxedChild:
         """Return the fd of the child's merged stdout and stderr."""
         return self._process.output
 
+    @property
+    def input(self) -> int:
+        """Return the fd of the child's stdin (an on-bars session's requests go there)."""
+        return self._process.input
+
     def wait(self, timeout: float | None) -> int | None:
         """Return the exit code (negative: killed by that signal), or None if still running after ``timeout``."""
         return self._process.wait(timeout)

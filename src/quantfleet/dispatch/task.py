@@ -59,6 +59,7 @@ class TaskKind(StrEnum):
     GATHER = "gather"  # rank a sweep's finished children: leaderboard.parquet, report.html, sweep.json
     SWEEP = "sweep"  # run a whole sweep in one child (optimizer and walk-forward searches are sequential)
     LIVE = "live"  # one scheduled run of a deployment: snapshot in, order messages out (quantfleet.sandbox.live)
+    LIVE_SESSION = "live-session"  # an on-bars deployment: bars in on stdin, messages out (sandbox.live_session)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -48,7 +48,7 @@ from quantfleet.engine.live.orders import Account, Bar, BrokerOrder, OrderReques
 from quantfleet.strategy.base import Strategy
 from quantfleet.strategy.loader import StrategyError, load_strategy, strategy_error
 
-__all__ = ["SnapshotRouter", "run_live_step"]
+__all__ = ["SnapshotRouter", "load_history", "output_json", "run_live_step", "strategy_logger"]
 
 
 class SnapshotRouter:
@@ -60,6 +60,14 @@ class SnapshotRouter:
         self._known = {o.client_id: o for o in open_orders}
         self._seq = 0
         self.messages: list[dict[str, Any]] = []
+
+    def reset(self, *, account: Account, positions: Mapping[str, Position], open_orders: list[BrokerOrder]) -> None:
+        """Start a new step of an on-bars session: the broker as the host saw it now, no message recorded yet."""
+        self._account = account
+        self._positions = dict(positions)
+        self._known = {o.client_id: o for o in open_orders}
+        self._seq = 0
+        self.messages = []
 
     def submit(self, request: OrderRequest, *, now: datetime) -> BrokerOrder:
         """Record the order; answer it as open (the worker sends it after the run)."""
@@ -94,7 +102,7 @@ class SnapshotRouter:
         return self._account
 
 
-def _history(work: Path, universe: tuple[str, ...]) -> BarHistory:
+def load_history(work: Path, universe: tuple[str, ...]) -> BarHistory:
     history = BarHistory(universe)
     with np.load(work / BARS_FILE, allow_pickle=False) as data:
         ts = data["ts"]
@@ -110,7 +118,7 @@ def _history(work: Path, universe: tuple[str, ...]) -> BarHistory:
     return history
 
 
-def _logger(stream: TextIO | None, name: str) -> logging.Logger:
+def strategy_logger(stream: TextIO | None, name: str) -> logging.Logger:
     logger = logging.getLogger(f"quantfleet.strategy.live.{name}")
     logger.setLevel(logging.INFO)
     logger.propagate = False
@@ -124,7 +132,7 @@ def run_live_step(spec: Mapping[str, Any], work: Path, *, log_stream: TextIO | N
     """Run the strategy once over the snapshot in ``work``; write orders.json; return the run's counts."""
     run = json.loads((work / RUN_FILE).read_text())
     universe = tuple(str(s) for s in run["universe"])
-    history = _history(work, universe)
+    history = load_history(work, universe)
     if history.last_ts is None:
         raise StrategyError(
             f"no bars of {', '.join(universe)} in the data store to run on; "
@@ -148,7 +156,7 @@ def run_live_step(spec: Mapping[str, Any], work: Path, *, log_stream: TextIO | N
         client_id=lambda: client_order_id(deployment, number, next(sequence)),
         clock=lambda: now,
         state=dict(run["state"]),
-        logger=_logger(log_stream, deployment[:12]),
+        logger=strategy_logger(log_stream, deployment[:12]),
         seed=EngineConfig.model_validate(run["engine"]).seed,
     )
 
@@ -174,6 +182,13 @@ def run_live_step(spec: Mapping[str, Any], work: Path, *, log_stream: TextIO | N
 
 def _write_output(work: Path, messages: list[dict[str, Any]], state: dict[str, Any]) -> None:
     """Write orders.json: the run's order messages and ``ctx.state`` (aside, then renamed: never half a file)."""
+    staged = work / f".{ORDERS_FILE}.tmp"
+    staged.write_text(output_json(messages, state))
+    staged.replace(work / ORDERS_FILE)
+
+
+def output_json(messages: list[dict[str, Any]], state: dict[str, Any]) -> str:
+    """Return a run's (or a session step's) answer as JSON; UserError if an order or ctx.state is not plain JSON."""
     try:
         sent = json.dumps(messages, allow_nan=False)
     except ValueError as exc:
@@ -187,6 +202,4 @@ def _write_output(work: Path, messages: list[dict[str, Any]], state: dict[str, A
             f"ctx.state holds a value that is not plain JSON ({exc}); keep str, numbers, bools, None, "
             "lists and dicts in it (store a model's parameters, not the model object)"
         ) from exc
-    staged = work / f".{ORDERS_FILE}.tmp"
-    staged.write_text(f'{{"messages": {sent}, "state": {kept}}}')
-    staged.replace(work / ORDERS_FILE)
+    return f'{{"messages": {sent}, "state": {kept}}}'

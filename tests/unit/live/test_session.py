@@ -73,7 +73,7 @@ def test_orders_equal_the_backtests(
         session.on_bars(next(iter(bars.values())).ts_us, bars)
     expected = [(o.symbol, o.created_us, round(o.filled_quantity, 9)) for o in result.orders]
     got = []
-    for client_id, order in session.ctx.placed.items():
+    for client_id, order in session.placed.items():
         answer = broker.get_order(client_id)
         assert answer is not None
         got.append((order.symbol, order.created_us, round(answer.filled_quantity, 9)))
@@ -83,7 +83,7 @@ def test_orders_equal_the_backtests(
 
 
 def test_state_survives_a_new_session(
-    deploy: DeployFactory, deployments: DeploymentService, clock: FrozenClock
+    deploy: DeployFactory, deployments: DeploymentService, clock: FrozenClock, tmp_path: Path
 ) -> None:
     """ctx.state is saved after each bar and handed to the next session of the deployment."""
     dep = deploy(COUNTER)
@@ -100,7 +100,9 @@ def test_state_survives_a_new_session(
     assert len(broker.sent) == 3  # bars 1, 3 and 5
     # The same file backtests: ctx.state is there too (empty at the start of the run).
     feed = feed_of(day, ("X",))
-    result = run_backtest(load_strategy(first.path).instantiate(), feed, EngineConfig(cash=10_000.0))
+    path = tmp_path / "counter.py"
+    path.write_text(COUNTER)
+    result = run_backtest(load_strategy(path).instantiate(), feed, EngineConfig(cash=10_000.0))
     assert [o.created_us for o in result.orders] == [day[i]["X"].ts_us for i in (0, 2, 4)]
 
 
@@ -137,7 +139,7 @@ def test_an_order_over_a_limit_is_a_rejected_result(
     session = DeploymentSession(deployments, dep, broker, run=1, clock=clock)
     bars = random_walk_bars(("X",), START, n=1)[0]
     session.on_bars(bars["X"].ts_us, bars)
-    (order,) = session.ctx.placed.values()
+    (order,) = session.placed.values()
     assert order.status is OrderStatus.REJECTED
     assert reason in order.reason
     assert broker.sent == []
@@ -156,16 +158,16 @@ def test_orders_per_day_and_daily_loss(
     session = DeploymentSession(deployments, dep, broker, run=1, clock=clock)
     for bars in day[:3]:
         session.on_bars(bars["X"].ts_us, bars)
-    statuses = [o.status for o in session.ctx.placed.values()]
+    statuses = [o.status for o in session.placed.values()]
     assert statuses == [OrderStatus.OPEN, OrderStatus.OPEN, OrderStatus.REJECTED]
-    assert "max_orders_per_day 2" in list(session.ctx.placed.values())[-1].reason
+    assert "max_orders_per_day 2" in list(session.placed.values())[-1].reason
     broker.fill(next(iter(broker.orders)), 10, 100.0)
     clock.advance(days=1)  # a new day: the count starts again, and the day's equity is taken
     session.on_bars(day[3]["X"].ts_us, day[3])
-    assert list(session.ctx.placed.values())[-1].status is OrderStatus.OPEN
+    assert list(session.placed.values())[-1].status is OrderStatus.OPEN
     broker.prices["X"] = 80.0  # the 10 units held lose 200 during the day
     session.on_bars(day[4]["X"].ts_us, day[4])
-    last = list(session.ctx.placed.values())[-1]
+    last = list(session.placed.values())[-1]
     assert last.status is OrderStatus.REJECTED
     assert "max_daily_loss" in last.reason
     assert deployments.get(dep.id).status is DeploymentStatus.PAUSED
@@ -189,7 +191,7 @@ def test_the_kill_switch_cancels_pauses_and_flattens(
     assert [(o.symbol, o.quantity) for o in report.flattened] == [("X", -10.0)]
     assert deployments.get(dep.id).status is DeploymentStatus.PAUSED
     session.on_bars(day[2]["X"].ts_us, day[2])  # a paused deployment sends nothing
-    assert list(session.ctx.placed.values())[-1].status is OrderStatus.REJECTED
+    assert list(session.placed.values())[-1].status is OrderStatus.REJECTED
     assert len(broker.sent) == 3
     again = kill(deployments, broker, dep.id, now=clock.now(), flatten=True)
     assert again.cancelled == [report.flattened[0].client_id]
@@ -204,3 +206,23 @@ def test_strategy_errors_show_the_users_traceback(
     bars = random_walk_bars(("X",), START, n=1)[0]
     with pytest.raises(StrategyError, match=r"ValueError: boom \(raised at strategy.py:2 in run"):
         session.on_bars(bars["X"].ts_us, bars)
+
+
+def test_the_strategys_output_is_its_log_not_its_answer(
+    deploy: DeployFactory, deployments: DeploymentService, clock: FrozenClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """What the strategy prints (even a line that looks like an answer) is logged; its orders still arrive."""
+    code = 'def run(ctx):\n    print(\'{"messages": [], "state": {"forged": 1}}\')\n    ctx.order("X", 3)\n'
+    dep = deploy(code)
+    broker = FakeBroker()
+    session = DeploymentSession(deployments, dep, broker, run=1, clock=clock)
+    try:
+        bars = random_walk_bars(("X",), START, n=1)[0]
+        with caplog.at_level("INFO", logger="quantfleet.strategy"):
+            session.on_bars(bars["X"].ts_us, bars)
+            session.end()
+    finally:
+        session.close()
+    assert [(o.symbol, o.quantity) for o in broker.orders.values()] == [("X", 3.0)]
+    assert deployments.get(dep.id).state == {}
+    assert any('"forged": 1' in r.getMessage() for r in caplog.records)

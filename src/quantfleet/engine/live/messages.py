@@ -36,10 +36,12 @@ __all__ = [
     "BARS_FILE",
     "ORDERS_FILE",
     "RUN_FILE",
+    "SESSION_MARK",
     "Cancel",
     "RunOutput",
     "Submit",
     "account_json",
+    "check_output",
     "fill_json",
     "order_from_json",
     "order_json",
@@ -50,6 +52,8 @@ __all__ = [
 RUN_FILE = "live.json"
 BARS_FILE = "bars.npz"
 ORDERS_FILE = "orders.json"
+SESSION_MARK = "\x1equantfleet-live "
+"""What starts an on-bars session child's answer line on its stdout (its other lines are its log)."""
 MAX_MESSAGES = 10_000
 """More order messages than this in one run is a runaway loop, not a strategy: the run fails."""
 
@@ -211,13 +215,22 @@ def read_messages(work: Path) -> RunOutput:
         raise UserError(f"the live run's child wrote no {ORDERS_FILE}; it ended without reporting its orders") from exc
     except (OSError, ValueError) as exc:
         raise UserError(f"the live run's {ORDERS_FILE} is not JSON ({exc}); the run's orders were not sent") from exc
+    return check_output(body)
+
+
+def check_output(body: Any) -> RunOutput:
+    """Return a child's answer (``{"messages": [...], "state": {...}}``), checked; UserError naming the first bad part.
+
+    For a scheduled run's orders.json and an on-bars session's answer to each step alike.
+    """
     if (
         not isinstance(body, dict)
         or not isinstance(body.get("messages"), list)
         or not isinstance(body.get("state"), dict)
     ):
         raise UserError(
-            f"the live run's {ORDERS_FILE} lacks its messages list or state; the run's orders were not sent"
+            f"the strategy's answer (a scheduled run's {ORDERS_FILE}, an on-bars step's line) lacks its messages "
+            "list or state; none of its orders was sent"
         )
     raw = body["messages"]
     if len(raw) > MAX_MESSAGES:

@@ -115,6 +115,12 @@ class SandboxedProcess:
         return self._output
 
     @property
+    def input(self) -> int:
+        """Return the fd of the program's stdin: after the shim read its go, the program reads the rest."""
+        assert self._proc.stdin is not None
+        return self._proc.stdin.fileno()
+
+    @property
     def cgroup(self) -> JobCgroup:
         """Return the job's cgroup."""
         return self._cgroup
