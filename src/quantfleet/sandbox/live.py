@@ -48,7 +48,15 @@ from quantfleet.engine.live.orders import Account, Bar, BrokerOrder, OrderReques
 from quantfleet.strategy.base import Strategy
 from quantfleet.strategy.loader import StrategyError, load_strategy, strategy_error
 
-__all__ = ["SnapshotRouter", "load_history", "output_json", "run_live_step", "strategy_logger"]
+__all__ = [
+    "SnapshotRouter",
+    "live_context",
+    "load_history",
+    "output_json",
+    "run_live_step",
+    "strategy_caller",
+    "strategy_logger",
+]
 
 
 class SnapshotRouter:
@@ -128,6 +136,44 @@ def strategy_logger(stream: TextIO | None, name: str) -> logging.Logger:
     return logger
 
 
+def live_context(
+    router: SnapshotRouter,
+    history: Any,
+    universe: tuple[str, ...],
+    start: Mapping[str, Any],
+    *,
+    client_id: Callable[[], str],
+    clock: Callable[[], datetime],
+    log_stream: TextIO | None,
+) -> LiveContext:
+    """Return the strategy's ``ctx`` over the host's snapshot ``start`` (a run's or a session's first message)."""
+    return LiveContext(
+        router,
+        history,
+        universe=universe,
+        frequency=Frequency.parse(start["frequency"]),
+        client_id=client_id,
+        clock=clock,
+        state=dict(start["state"]),
+        logger=strategy_logger(log_stream, str(start["deployment"])[:12]),
+        seed=EngineConfig.model_validate(start["engine"]).seed,
+    )
+
+
+def strategy_caller(ctx: LiveContext, path: Path) -> Callable[..., None]:
+    """Return ``call(func, where, *args)``: ``func(ctx, *args)``, the strategy's errors shown as in a backtest."""
+
+    def call(func: Callable[..., Any], where: str, *args: Any) -> None:
+        try:
+            func(ctx, *args)
+        except (InfrastructureError, StrategyError):
+            raise
+        except Exception as exc:  # the strategy's own errors and its misuse of ctx
+            raise strategy_error(exc, path, where) from exc
+
+    return call
+
+
 def run_live_step(spec: Mapping[str, Any], work: Path, *, log_stream: TextIO | None = None) -> dict[str, Any]:
     """Run the strategy once over the snapshot in ``work``; write orders.json; return the run's counts."""
     run = json.loads((work / RUN_FILE).read_text())
@@ -148,26 +194,16 @@ def run_live_step(spec: Mapping[str, Any], work: Path, *, log_stream: TextIO | N
     strategy: Any = loaded.instantiate(run["params"])
     deployment, number, now = str(run["deployment"]), int(run["run"]), datetime.fromisoformat(run["now"])
     sequence = iter(range(1, 1_000_000_000))
-    ctx = LiveContext(
+    ctx = live_context(
         router,
         history,
-        universe=universe,
-        frequency=Frequency.parse(run["frequency"]),
+        universe,
+        run,
         client_id=lambda: client_order_id(deployment, number, next(sequence)),
         clock=lambda: now,
-        state=dict(run["state"]),
-        logger=strategy_logger(log_stream, deployment[:12]),
-        seed=EngineConfig.model_validate(run["engine"]).seed,
+        log_stream=log_stream,
     )
-
-    def call(func: Callable[..., Any], where: str, *args: Any) -> None:
-        try:
-            func(ctx, *args)
-        except (InfrastructureError, StrategyError):
-            raise
-        except Exception as exc:  # the strategy's own errors and its misuse of ctx, shown as in a backtest
-            raise strategy_error(exc, path, where) from exc
-
+    call = strategy_caller(ctx, path)
     call(strategy.initialize, " in initialize")
     user_on_fill = getattr(strategy, "on_fill", None)
     if getattr(user_on_fill, "__func__", None) is not Strategy.on_fill and user_on_fill is not None:

@@ -33,15 +33,12 @@ import queue
 import signal
 import sys
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from quantfleet.core.errors import InfrastructureError
-from quantfleet.core.types import Frequency
-from quantfleet.engine.config import EngineConfig
-from quantfleet.engine.live.context import LiveBars, LiveContext
+from quantfleet.engine.live.context import LiveBars
 from quantfleet.engine.live.messages import (
     RUN_FILE,
     SESSION_MARK,
@@ -50,9 +47,9 @@ from quantfleet.engine.live.messages import (
     position_from_json,
 )
 from quantfleet.engine.live.orders import Account, Bar, client_order_id
-from quantfleet.sandbox.live import SnapshotRouter, load_history, output_json, strategy_logger
+from quantfleet.sandbox.live import SnapshotRouter, live_context, load_history, output_json, strategy_caller
 from quantfleet.strategy.base import Strategy
-from quantfleet.strategy.loader import StrategyError, load_strategy, strategy_error
+from quantfleet.strategy.loader import load_strategy
 
 __all__ = ["serve_live_session"]
 
@@ -108,25 +105,8 @@ def serve_live_session(
         seq += 1
         return client_order_id(deployment, number, seq)
 
-    ctx = LiveContext(
-        router,
-        history,
-        universe=universe,
-        frequency=Frequency.parse(start["frequency"]),
-        client_id=next_id,
-        clock=lambda: now,
-        state=dict(start["state"]),
-        logger=strategy_logger(log_stream, deployment[:12]),
-        seed=EngineConfig.model_validate(start["engine"]).seed,
-    )
-
-    def call(func: Callable[..., Any], where: str, *args: Any) -> None:
-        try:
-            func(ctx, *args)
-        except (InfrastructureError, StrategyError):
-            raise
-        except Exception as exc:  # the strategy's own errors and its misuse of ctx, shown as in a backtest
-            raise strategy_error(exc, path, where) from exc
+    ctx = live_context(router, history, universe, start, client_id=next_id, clock=lambda: now, log_stream=log_stream)
+    call = strategy_caller(ctx, path)
 
     def answer(body: str) -> None:
         answers.write(f"{SESSION_MARK}{body}\n")
