@@ -25,11 +25,13 @@ from quantfleet.store.idempotency import IdempotencyStore
 __all__ = [
     "ApiContext",
     "Authenticator",
+    "BearerToken",
     "CurrentUser",
     "Data",
     "Jobs",
     "Principal",
     "ReadyCheck",
+    "authenticate",
     "context",
 ]
 
@@ -91,16 +93,35 @@ def _data(ctx: Context) -> MarketDataStore:
     return ctx.store
 
 
-def current_user(request: Request, ctx: Context) -> Principal:
-    """Return the principal of the request's bearer token; 401 without a valid one."""
+async def bearer_token(request: Request) -> str:
+    """Return the request's bearer token (no database read: this runs on the event loop); 401 without one."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("send 'Authorization: Bearer <token>'; ask an admin for a token")
-    user = ctx.auth.authenticate(token.strip())
+    return token.strip()
+
+
+def authenticate(ctx: ApiContext, token: str) -> Principal:
+    """Return the principal of ``token`` (one database read); 401 if it is unknown, revoked or expired."""
+    user = ctx.auth.authenticate(token)
     if user is None:
         raise Unauthenticated("the bearer token is unknown, revoked or expired; ask an admin for a new one")
     return user
+
+
+BearerToken = Annotated[str, Depends(bearer_token)]
+"""The bearer token, unchecked: for a sync route that calls :func:`authenticate` itself, on its own thread.
+
+FastAPI runs each sync dependency on a thread of its own, then the sync route
+on another: two hand-offs per request. The status poll, the API's hottest
+call, authenticates inside its route instead (one hand-off).
+"""
+
+
+def current_user(ctx: Context, token: BearerToken) -> Principal:
+    """Return the principal of the request's bearer token; 401 without a valid one."""
+    return authenticate(ctx, token)
 
 
 Jobs = Annotated[JobService, Depends(_jobs)]

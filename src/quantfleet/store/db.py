@@ -50,7 +50,10 @@ class Database:
             connect_args["timeout"] = busy_timeout_ms / 1000
         elif self.dialect == "postgresql":
             connect_args["connect_timeout"] = max(1, round(connect_timeout_s))
-        self.engine: Engine = sa.create_engine(self.url, connect_args=connect_args, pool_pre_ping=True)
+        # A server connection can die idle in the pool (restart, failover): ping it at checkout. A SQLite
+        # file cannot, and the ping is one more statement on every status call.
+        ping = self.dialect != "sqlite"
+        self.engine: Engine = sa.create_engine(self.url, connect_args=connect_args, pool_pre_ping=ping)
         if self.dialect == "sqlite":
             self._configure_sqlite()
 

@@ -19,7 +19,7 @@ from fastapi import APIRouter, File, Form, Header, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from quantfleet.api.accept import accept
-from quantfleet.api.deps import Context, CurrentUser, Jobs, Principal
+from quantfleet.api.deps import BearerToken, Context, CurrentUser, Jobs, Principal, authenticate
 from quantfleet.api.errors import Forbidden, SpecInvalid
 from quantfleet.api.idempotency import idempotent
 from quantfleet.api.schemas import (
@@ -145,8 +145,11 @@ def job_router(kind: JobKind) -> APIRouter:
         return JobListPublic(items=[JobPublic.of(j) for j in items], next_cursor=next_cursor)
 
     @router.get("/{job_id}", response_model=JobDetailPublic, summary=f"Show a {noun} job")
-    def show(job_id: str, service: Jobs, user: CurrentUser) -> JobDetailPublic:
-        found, tries = service.with_attempts(parse_job_id(job_id))  # one read: the status call is the hot path
+    def show(job_id: str, ctx: Context, token: BearerToken) -> JobDetailPublic:
+        # The status poll is the hot path: the token checked on this thread (one hand-off), the job read in one go.
+        user = authenticate(ctx, token)
+        service = ctx.service
+        found, tries = service.with_attempts(parse_job_id(job_id))
         job = mine(found, job_id, user)
         children = service.children(job.id) if kind is not JobKind.BACKTEST else None
         return JobDetailPublic.detail(job, tries, children)
