@@ -6,9 +6,14 @@ the API (uvicorn, one process) and a local worker with 2 slots (``quantfleet
 worker``, another process), then runs ``--clients`` asyncio clients for
 ``--seconds``. Each client submits a trivial backtest (with an Idempotency-Key),
 then polls ``GET /v1/backtests/{id}`` every ``--poll`` seconds (default 0.5, as
-``Client.wait``) until the job ends (at most 5 s), and starts over. It reports requests per second, p50/p99 latency of
-submissions and of status calls, and every error (goal: none; status p99 under
-100 ms). Nothing listens beyond 127.0.0.1.
+``Client.wait``) until the job ends (at most 5 s), and starts over. The clients
+start evenly over ``--ramp`` seconds (default 5), as a load generator's spawn
+rate does; with ``--ramp 0`` they start at once and, since no trivial job ends
+within 5 s once the queue has grown, stay in lockstep: 50 submissions arrive
+together every 5 s. ``--worker-cpus 1`` pins the worker and its jobs to CPU 1,
+as when the API has machines of its own. It reports requests per second,
+p50/p99 latency of submissions and of status calls, and every error (goal:
+none; status p99 under 100 ms). Nothing listens beyond 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -16,8 +21,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import os
+import random
 import signal
 import socket
 import statistics
@@ -59,9 +66,10 @@ class Tally:
         self.finished: Counter[str] = Counter()
 
 
-async def _client(base: str, token: str, deadline: float, poll: float, tally: Tally) -> None:
+async def _client(base: str, token: str, deadline: float, poll: float, tally: Tally, delay: float) -> None:
     headers = {"Authorization": f"Bearer {token}"}
     async with httpx.AsyncClient(base_url=base, headers=headers, timeout=30.0) as http:
+        await asyncio.sleep(delay)
         while time.monotonic() < deadline:
             started = time.perf_counter()
             try:
@@ -125,10 +133,12 @@ def _wait_ready(base: str, server: subprocess.Popen[bytes], timeout: float = 60.
     raise SystemExit(f"the API at {base} did not become ready in {timeout:g} s")
 
 
-async def _run(base: str, token: str, clients: int, seconds: float, poll: float) -> Tally:
+async def _run(base: str, token: str, clients: int, seconds: float, poll: float, ramp: float) -> Tally:
     tally = Tally()
     deadline = time.monotonic() + seconds
-    await asyncio.gather(*(_client(base, token, deadline, poll, tally) for _ in range(clients)))
+    starts = random.Random(0).sample(range(clients), clients)  # client k starts at ramp * k / clients, shuffled
+    delays = [ramp * k / clients for k in starts]
+    await asyncio.gather(*(_client(base, token, deadline, poll, tally, delay) for delay in delays))
     return tally
 
 
@@ -139,6 +149,23 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=50, help="Concurrent clients (default 50).")
     parser.add_argument("--poll", type=float, default=0.5, help="Seconds between status calls (default 0.5).")
     parser.add_argument("--slots", type=int, default=2, help="Worker slots (default 2).")
+    parser.add_argument(
+        "--ramp",
+        type=float,
+        default=5.0,
+        help=(
+            "Seconds over which the clients start, evenly (default 5, a client's longest wait for one job, "
+            "as a load generator's spawn rate); 0 starts all at once, and they then submit in lockstep."
+        ),
+    )
+    parser.add_argument(
+        "--worker-cpus",
+        default=None,
+        help=(
+            "Pin the worker and its jobs to these CPUs (e.g. '1'), leaving the rest to the API and the clients, "
+            "as when the API runs on machines of its own (default: all share every core)."
+        ),
+    )
     parser.add_argument("--api-workers", type=int, default=1, help="uvicorn processes (default 1).")
     where = "Keep jobs in a fresh schema of the PostgreSQL on 127.0.0.1:5432 (default: SQLite)."
     parser.add_argument("--postgres", action="store_true", help=where)
@@ -166,17 +193,22 @@ def _bench(args: argparse.Namespace, database: str | None) -> int:
         [sys.executable, "-m", "uvicorn", "quantfleet.api:create_app", "--factory", "--host", "127.0.0.1",
          "--port", str(port), "--log-level", "warning", "--no-access-log", "--workers", str(args.api_workers)], env=env,
     )  # fmt: skip
+    cpus = None if args.worker_cpus is None else {int(c) for c in args.worker_cpus.split(",")}
     worker = subprocess.Popen(
         [sys.executable, "-c", "from quantfleet.cli.app import main; main()", "worker", "--slots", str(args.slots),
          "--grace", "0"], env=env, stderr=subprocess.DEVNULL,
+        preexec_fn=None if cpus is None else functools.partial(os.sched_setaffinity, 0, cpus),
     )  # fmt: skip
     try:
         _wait_ready(base, server)
-        print(f"API on {base} ({args.api_workers} processes, {'PostgreSQL' if database else 'SQLite'}), "
-              f"worker with {args.slots} slots; "
-              f"{args.clients} clients polling every {args.poll:g} s for {args.seconds:g} s ...")
+        pinned = "" if cpus is None else f" on CPUs {sorted(cpus)}"
+        print(
+            f"API on {base} ({args.api_workers} processes, {'PostgreSQL' if database else 'SQLite'}), "
+            f"worker with {args.slots} slots{pinned}; {args.clients} clients starting over {args.ramp:g} s, "
+            f"polling every {args.poll:g} s for {args.seconds:g} s ..."
+        )
         began = time.perf_counter()
-        tally = asyncio.run(_run(base, token, args.clients, args.seconds, args.poll))
+        tally = asyncio.run(_run(base, token, args.clients, args.seconds, args.poll, args.ramp))
         elapsed = time.perf_counter() - began
         metrics = httpx.get(base + "/metrics", timeout=10.0).text
     finally:
