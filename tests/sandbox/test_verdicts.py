@@ -85,6 +85,7 @@ def test_a_memory_bomb_is_killed_by_the_cgroup_and_fails_naming_the_limit(fleet:
     assert done.state is JobState.FAILED, done.error
     assert "exceeded its memory limit of 384 MiB (swap included)" in (done.error or ""), done.error
     assert "MemoryError" not in (done.error or "")  # the cgroup's doing, not a data-segment limit's
+    assert done.reason == "memory"
     assert done.attempt == 1
 
 
@@ -98,6 +99,7 @@ def test_a_file_over_the_file_size_limit_fails_naming_the_limit(fleet: Fleet, sa
     done = run(fleet, sandboxed, job)
     assert done.state is JobState.FAILED, done.error
     assert "file larger than its file-size limit of 1 MiB (limits.file_size_mb)" in (done.error or ""), done.error
+    assert done.reason == "file_size"
     assert done.attempt == 1
 
 
@@ -114,6 +116,7 @@ def test_an_endless_sleep_times_out_at_the_wall_clock(fleet: Fleet, sandboxed: W
     done = run(fleet, sandboxed, job)
     assert done.state is JobState.TIMED_OUT, done.error
     assert "wall-clock limit of 4 s" in (done.error or "")
+    assert done.reason == "wall"
 
 
 def test_a_job_killed_by_a_signal_fails_naming_it_and_is_not_retried(fleet: Fleet, sandboxed: Worker) -> None:
@@ -121,6 +124,7 @@ def test_a_job_killed_by_a_signal_fails_naming_it_and_is_not_retried(fleet: Flee
     done = run(fleet, sandboxed, job)
     assert done.state is JobState.FAILED, done.error
     assert "killed by SIGSEGV" in (done.error or "")
+    assert done.reason == "crash"
     assert done.attempt == 1
 
 
@@ -136,6 +140,7 @@ def test_an_unbounded_stdout_is_cut_at_the_log_cap_and_fails_the_job(fleet: Flee
     done = run(fleet, sandboxed, job)
     assert done.state is JobState.FAILED, done.error
     assert "more than its output limit of 1 MiB" in (done.error or "")
+    assert done.reason == "output"
     log = fleet.service.read_log(job.id).text
     assert 1024 * 1024 <= len(log.encode()) < 1024 * 1024 + 4096  # the cap and the marker, nothing past it
     assert done.attempt == 1
@@ -204,27 +209,30 @@ def test_a_sandbox_that_cannot_start_is_an_infrastructure_failure_and_is_retried
 
 
 @pytest.mark.parametrize(
-    ("code", "limits", "message"),
+    ("code", "limits", "message", "reason"),
     [
         (
             "def run(ctx):\n    with open('/work/fill', 'wb') as f:\n"
             "        while True:\n            f.write(b'x' * 65536)\n",
             {"work_mb": 8},
             "the job filled its /work (limits.work_mb = 8 MiB, limits.work_files = 10,000 files)",
+            "work_full",
         ),
         (
             "def run(ctx):\n    kept = [open('/work/task.json') for _ in range(10_000)]\n",
             {"open_files": 64},
             "the job opened more files than its limit of 64 (limits.open_files)",
+            "open_files",
         ),
     ],
     ids=["work-full", "open-files"],
 )
 def test_a_job_stopped_by_a_per_process_limit_fails_naming_it(
-    fleet: Fleet, sandboxed: Worker, code: str, limits: dict[str, int], message: str
+    fleet: Fleet, sandboxed: Worker, code: str, limits: dict[str, int], message: str, reason: str
 ) -> None:
     job = fleet.submit("limited.py", code, **limits)
     done = run(fleet, sandboxed, job)
     assert done.state is JobState.FAILED, done.error
     assert message in (done.error or ""), done.error
+    assert done.reason == reason
     assert done.attempt == 1

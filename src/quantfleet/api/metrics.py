@@ -11,7 +11,9 @@ metric                                                  what
                                                         once the job service counts them in one query)
 ``quantfleet_job_time_to_start_seconds``                histogram: submitted -> started, per job start seen
 ``quantfleet_job_run_seconds``                          histogram: started -> finished, per job end seen
-``quantfleet_job_outcomes_total{outcome}``              jobs ended since the server started, by final state
+``quantfleet_job_outcomes_total{outcome,reason}``       jobs ended since the server started, by final state
+                                                        and reason (``quantfleet.jobs.EndReason``: completed,
+                                                        error, memory, wall, cpu, infrastructure, ...)
 ``quantfleet_worker_heartbeat_age_seconds{worker}``     seconds since a worker last renewed a lease
 ``quantfleet_broker_up``                                1 if the broker answered this scrape, 0 if not (with
                                                         a broker configured)
@@ -43,7 +45,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from quantfleet.core.logging import LogFormat, job_context
 from quantfleet.dispatch.notify import Dispatch
-from quantfleet.jobs import TERMINAL, Job, JobService, JobState
+from quantfleet.jobs import DEFAULT_REASON, TERMINAL, Job, JobService, JobState
 
 __all__ = ["FleetMetrics", "JobLogContext", "JobStats", "ObservabilitySettings", "ServiceStats", "metrics_router"]
 
@@ -112,7 +114,8 @@ class FleetMetrics:
                                        buckets=_SECONDS_BUCKETS, registry=r)  # fmt: skip
         self.run_time = Histogram("quantfleet_job_run_seconds", "Seconds from start to end of a job.",
                                   buckets=_SECONDS_BUCKETS, registry=r)  # fmt: skip
-        self.outcomes = Counter("quantfleet_job_outcomes", "Jobs ended, by final state.", ["outcome"], registry=r)
+        self.outcomes = Counter("quantfleet_job_outcomes", "Jobs ended, by final state and reason.",
+                                ["outcome", "reason"], registry=r)  # fmt: skip
         beat = "Seconds since the worker last renewed a job's lease."
         self.heartbeat_age = Gauge("quantfleet_worker_heartbeat_age_seconds", beat, ["worker"], registry=r)
         if broker is not None:
@@ -121,8 +124,8 @@ class FleetMetrics:
                                          ["queue"], registry=r)  # fmt: skip
         self.scrape_seconds = Gauge("quantfleet_metrics_scrape_seconds", "Seconds the last scrape read the database.",
                                     registry=r)  # fmt: skip
-        for state in TERMINAL:
-            self.outcomes.labels(outcome=state.value)
+        for state in TERMINAL:  # every state's usual reason at 0, so a rate() has a series from the start
+            self.outcomes.labels(outcome=state.value, reason=DEFAULT_REASON[state].value)
         self._lock = threading.Lock()
         self._since = service.clock.now()
         self._started: set[str] = set()  # running jobs whose start was observed
@@ -177,7 +180,8 @@ class FleetMetrics:
                 self.time_to_start.observe(max(0.0, (job.started_at - job.submitted_at).total_seconds()))
             self.run_time.observe(max(0.0, (job.finished_at - job.started_at).total_seconds()))
         self._started.discard(job.id)
-        self.outcomes.labels(outcome=job.state.value).inc()
+        reason = job.reason.value if job.reason is not None else "unknown"
+        self.outcomes.labels(outcome=job.state.value, reason=reason).inc()
 
     def _beats(self, running: list[Job], now: datetime) -> None:
         ages: dict[str, float] = {}

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from quantfleet.core.types import Frequency
-from quantfleet.jobs import Artifact, Attempt, Job, JobState, Limits, LogChunk
+from quantfleet.jobs import Artifact, Attempt, EndReason, Job, JobState, Limits, LogChunk
 
 __all__ = [
     "ArtifactPublic",
@@ -95,6 +95,9 @@ class JobPublic(BaseModel):
     finished_at: datetime | None = None
     cancel_requested: bool = False
     error: str | None = None
+    reason: EndReason | None = Field(
+        default=None, description="Why it ended (completed, error, memory, wall, cpu, cancelled, ...); null until then."
+    )
     metrics: dict[str, Any] | None = None
 
     @classmethod
@@ -119,6 +122,7 @@ def _job_fields(job: Job) -> dict[str, Any]:
         "finished_at": job.finished_at,
         "cancel_requested": job.cancel_requested_at is not None,
         "error": job.error,
+        "reason": job.reason,
         "metrics": job.metrics,
     }
 

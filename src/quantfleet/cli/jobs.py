@@ -372,7 +372,8 @@ def show(job_id: str = typer.Argument(..., help="The job id.")) -> None:
         return remote.show(qf, job_id)
     service = _service()
     job = service.get(service.resolve(job_id))
-    out.print(f"[bold]{job.id}[/bold] {_state(job.state)} · {job.kind} · {job.spec.code.name} · owner {job.owner}")
+    why = f" ({job.reason.value})" if job.reason is not None else ""
+    out.print(f"[bold]{job.id}[/bold] {_state(job.state)}{why} · {job.kind} · {job.spec.code.name} · owner {job.owner}")
     out.print_json(json.dumps(job.spec.model_dump(mode="json"), sort_keys=True))
     attempts = Table(title="attempts")
     for col in ("#", "worker", "state", "started", "finished", "error"):

@@ -138,7 +138,8 @@ def ls(qf: Client, *, states: list[str], owner: str | None, parent: str | None, 
 def show(qf: Client, job_id: str) -> None:
     """Show a job from the server: its spec, attempts, metrics and error."""
     job = qf.get(job_id)
-    out.print(f"[bold]{job.id}[/bold] {_state(job.state)} · {job.kind} · {job.strategy} · owner {job.owner}")
+    why = f" ({job.reason})" if job.reason else ""
+    out.print(f"[bold]{job.id}[/bold] {_state(job.state)}{why} · {job.kind} · {job.strategy} · owner {job.owner}")
     out.print_json(json.dumps(job.spec or {}, sort_keys=True))
     attempts = Table(title="attempts")
     for col in ("#", "worker", "state", "started", "finished", "error"):

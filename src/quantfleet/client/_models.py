@@ -33,6 +33,8 @@ class JobInfo:
     finished_at: datetime | None = None
     cancel_requested: bool = False
     error: str | None = None
+    reason: str | None = None
+    """Why it ended (completed, error, memory, wall, cpu, cancelled, ...); None until then."""
     metrics: dict[str, Any] | None = None
     spec: dict[str, Any] | None = None
     attempts: list[dict[str, Any]] = field(default_factory=list)
@@ -62,6 +64,7 @@ class JobInfo:
             finished_at=_at(body.get("finished_at")),
             cancel_requested=bool(body.get("cancel_requested", False)),
             error=body.get("error"),
+            reason=body.get("reason"),
             metrics=body.get("metrics"),
             spec=body.get("spec"),
             attempts=list(body.get("attempts") or []),

@@ -111,7 +111,9 @@ def run_task(work: Path) -> int:
         result = _dispatch(task, work)
     except UserError as exc:
         hit = limit_hit(exc, task.limits)
-        return _user_error(f"{hit}; raise the limit or use less:\n{exc}" if hit else str(exc), work)
+        if hit is None:
+            return _user_error(str(exc), work)
+        return _user_error(f"{hit[0]}; raise the limit or use less:\n{exc}", work, reason=hit[1])
     except ValidationError as exc:  # the job's own settings (engine, backtest) are invalid: the user's to fix
         return _user_error(f"the job's settings are invalid; fix them and submit again:\n{exc}", work)
     except SystemExit as exc:
@@ -124,7 +126,7 @@ def run_task(work: Path) -> int:
             f" (its limit is {limit / 1024**2:,.0f} MiB); ask for more memory or use less data" if limit else ""
         )
         sys.stderr.write(f"\n{message}\n")
-        TaskResult(status="user_error", message=message).write(work)
+        TaskResult(status="user_error", message=message, reason="memory").write(work)
         return EXIT_USER
     except InfrastructureError as exc:
         sys.stderr.write(f"\n{exc}\n")
@@ -139,9 +141,9 @@ def run_task(work: Path) -> int:
     return EXIT_OK
 
 
-def _user_error(message: str, work: Path) -> int:
+def _user_error(message: str, work: Path, *, reason: str | None = None) -> int:
     sys.stderr.write(f"\n{message}\n")
-    TaskResult(status="user_error", message=message).write(work)
+    TaskResult(status="user_error", message=message, reason=reason).write(work)
     return EXIT_USER
 
 

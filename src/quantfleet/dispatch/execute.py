@@ -57,7 +57,7 @@ from quantfleet.dispatch.launcher import ChildLauncher, ChildProcess
 from quantfleet.dispatch.limits import CPU_HARD_GRACE_S, MIB, Limits
 from quantfleet.dispatch.logs import LogPump
 from quantfleet.dispatch.task import EXIT_OK, EXIT_USER, OUT_DIR, DataRef, Task, TaskKind, read_result
-from quantfleet.jobs import ArtifactIn, Claim, JobService, JobSpec, JobState, Outcome
+from quantfleet.jobs import ArtifactIn, Claim, EndReason, JobService, JobSpec, JobState, Outcome
 from quantfleet.jobs import Limits as JobLimits
 from quantfleet.jobs.errors import DatabaseUnavailable
 from quantfleet.sandbox.isolation.verdict import VerdictKind
@@ -171,6 +171,7 @@ class End:
     """The kind of that verdict; None for an unsandboxed child."""
 
 
+_REASONS = frozenset(EndReason)  # what a child may report as the limit its user error hit
 _LIMIT_NAMES = {
     VerdictKind.MEMORY: "limits.memory_mb",
     VerdictKind.FILE_SIZE: "limits.file_size_mb",
@@ -537,34 +538,44 @@ class Attempt:
     def _judge(self, end: End, limits: JobLimits) -> Outcome | None:
         """Return the outcome of an ending that is the job's (success or user failure); None: infrastructure."""
         if end.ending is Ending.CANCELLED:
-            return Outcome(state=JobState.CANCELLED, error="cancelled while running")
+            return Outcome(state=JobState.CANCELLED, error="cancelled while running", reason=EndReason.CANCELLED)
         if end.ending is Ending.TIMED_OUT or end.kind is VerdictKind.WALL:
             return Outcome(
                 state=JobState.TIMED_OUT,
+                reason=EndReason.WALL,
                 error=f"the job ran longer than its wall-clock limit of {limits.wall_time_s:g} s; "
                 "raise limits.wall_time_s or shorten the backtest",
             )
         if end.ending is Ending.OUTPUT_CAP:
             return Outcome(
                 state=JobState.FAILED,
+                reason=EndReason.OUTPUT,
                 error=f"the job wrote more than its output limit of {limits.log_mb:g} MiB to stdout and stderr, "
                 "so it was stopped (its log keeps the first part); print less, or raise limits.log_mb",
             )
         if end.kind in _LIMIT_NAMES:  # the sandbox saw it hit a limit
-            return Outcome(state=JobState.FAILED, error=f"{end.verdict}; raise {_LIMIT_NAMES[end.kind]} or use less")
+            return Outcome(
+                state=JobState.FAILED,
+                reason=EndReason(end.kind.value),
+                error=f"{end.verdict}; raise {_LIMIT_NAMES[end.kind]} or use less",
+            )
         cpu_kill = end.code in (-signal.SIGXCPU, 128 + signal.SIGXCPU) or self._killed_at_cpu_limit(end)
         if end.kind is VerdictKind.CPU or (cpu_kill and limits.cpu_time_s is not None):
             return Outcome(
                 state=JobState.TIMED_OUT,
+                reason=EndReason.CPU,
                 error=f"the job used more than its CPU-time limit of {limits.cpu_time_s:g} s; raise limits.cpu_time_s",
             )
         if end.code == EXIT_OK and (result := read_result(self.work)) is not None:
             return Outcome(state=JobState.SUCCEEDED, metrics=result.metrics, artifacts=self.upload())
         if end.code == EXIT_USER:
             result = read_result(self.work)
-            return Outcome(state=JobState.FAILED, error=(result.message if result else None) or "the job failed")
+            reason = result.reason if result is not None and result.reason in _REASONS else None
+            error = (result.message if result else None) or "the job failed"
+            return Outcome(state=JobState.FAILED, error=error, reason=EndReason(reason) if reason else None)
         if end.kind is VerdictKind.SIGNAL:  # the job's own process died of a signal nobody of ours sent
-            return Outcome(state=JobState.FAILED, error=f"{end.verdict}; the job's code (or a library) crashed")
+            crashed = f"{end.verdict}; the job's code (or a library) crashed"
+            return Outcome(state=JobState.FAILED, reason=EndReason.CRASH, error=crashed)
         return None
 
     def _killed_at_cpu_limit(self, end: End) -> bool:

@@ -135,8 +135,11 @@ def _mib(n: int | None) -> str:
     return "none" if n is None else f"{n / MIB:,.0f} MiB"
 
 
-def limit_hit(exc: BaseException, limits: Limits) -> str | None:
-    """Return the limit an error of the job's code (or its cause) shows it hit, in words; None if none."""
+def limit_hit(exc: BaseException, limits: Limits) -> tuple[str, str] | None:
+    """Return the limit an error of the job's code (or its cause) shows it hit: (words, reason); None if none.
+
+    The reason is one of ``quantfleet.jobs.EndReason``'s values (file_size, work_full, open_files, processes).
+    """
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
@@ -146,16 +149,19 @@ def limit_hit(exc: BaseException, limits: Limits) -> str | None:
             if code == errno.EFBIG:
                 return (
                     f"the job wrote a file larger than its file-size limit of {_mib(limits.file_size_bytes)} "
-                    "(limits.file_size_mb)"
+                    "(limits.file_size_mb)",
+                    "file_size",
                 )
             if code in (errno.ENOSPC, errno.EDQUOT):
                 return (
                     f"the job filled its /work (limits.work_mb = {_mib(limits.work_bytes)}, "
-                    f"limits.work_files = {limits.work_files:,} files)"
+                    f"limits.work_files = {limits.work_files:,} files)",
+                    "work_full",
                 )
             if code in (errno.EMFILE, errno.ENFILE):
-                return f"the job opened more files than its limit of {limits.open_files} (limits.open_files)"
+                opened = f"the job opened more files than its limit of {limits.open_files} (limits.open_files)"
+                return opened, "open_files"
         if isinstance(current, RuntimeError) and "can't start new thread" in str(current):
-            return f"the job started more threads than its limit of {limits.processes} (limits.processes)"
+            return f"the job started more threads than its limit of {limits.processes} (limits.processes)", "processes"
         current = current.__cause__ or current.__context__
     return None

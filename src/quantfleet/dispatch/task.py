@@ -136,10 +136,13 @@ class TaskResult:
     message: str | None = None
     metrics: dict[str, Any] | None = None
     combos: list[dict[str, Any]] | None = None
+    reason: str | None = None
+    """For a user error: the limit it hit, as an ``EndReason`` value (memory, file_size, ...); None: the code's own."""
 
     def to_json(self) -> dict[str, Any]:
         """Return the result as result.json holds it."""
-        return {"status": self.status, "message": self.message, "metrics": self.metrics, "combos": self.combos}
+        return {"status": self.status, "message": self.message, "metrics": self.metrics, "combos": self.combos,
+                "reason": self.reason}  # fmt: skip
 
     def write(self, work: Path) -> None:
         """Write result.json into ``work`` (aside, then renamed: never half a file)."""
@@ -159,4 +162,5 @@ def read_result(work: Path) -> TaskResult | None:
         message=body.get("message"),
         metrics=body.get("metrics"),
         combos=body.get("combos"),
+        reason=body.get("reason") if isinstance(body.get("reason"), str) else None,
     )

@@ -25,9 +25,10 @@ from quantfleet.jobs.models import (
 )
 from quantfleet.jobs.service import JobService, Notify
 from quantfleet.jobs.spec import CodeRef, JobId, JobKind, JobSpec, Limits, new_job_id, parse_job_id
-from quantfleet.jobs.states import TERMINAL, JobState, check_transition, is_terminal
+from quantfleet.jobs.states import DEFAULT_REASON, TERMINAL, EndReason, JobState, check_transition, is_terminal
 
 __all__ = [
+    "DEFAULT_REASON",
     "LOG_CAP_BYTES",
     "TERMINAL",
     "Artifact",
@@ -38,6 +39,7 @@ __all__ = [
     "CodeNotFound",
     "CodeRef",
     "DatabaseUnavailable",
+    "EndReason",
     "Heartbeat",
     "IdempotencyConflict",
     "IllegalTransition",

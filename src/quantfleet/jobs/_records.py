@@ -11,7 +11,7 @@ from sqlalchemy.engine import Connection
 
 from quantfleet.jobs.models import Artifact, Attempt, Job, JobEvent
 from quantfleet.jobs.spec import JobId, JobSpec
-from quantfleet.jobs.states import TERMINAL, JobState, check_transition
+from quantfleet.jobs.states import TERMINAL, EndReason, JobState, check_transition
 from quantfleet.store.models import attempts, job_events, jobs
 
 __all__ = [
@@ -48,9 +48,18 @@ def job_from_row(row: Mapping[Any, Any]) -> Job:
         cancel_requested_at=row["cancel_requested_at"],
         cancelled_by=row["cancelled_by"],
         error=row["error"],
+        reason=_reason(row.get("reason")),
         metrics=row["metrics"],
         idempotency_key=row["idempotency_key"],
     )
+
+
+def _reason(value: str | None) -> EndReason | None:
+    """Return a stored reason; None for none, or for one a newer version wrote that this one does not know."""
+    try:
+        return None if value is None else EndReason(value)
+    except ValueError:
+        return None
 
 
 def attempt_from_row(row: Mapping[Any, Any]) -> Attempt:
@@ -164,7 +173,13 @@ def end_attempt(conn: Connection, job_id: str, number: int, *, state: str, at: d
 
 
 def cancel_locked(
-    conn: Connection, row: Mapping[Any, Any], *, by: str, now: datetime, detail: str | None = None
+    conn: Connection,
+    row: Mapping[Any, Any],
+    *,
+    by: str,
+    now: datetime,
+    detail: str | None = None,
+    reason: EndReason = EndReason.CANCELLED,
 ) -> None:
     """Cancel the job of a locked row: a queued one at once, a running one by request; then its children.
 
@@ -177,7 +192,14 @@ def cancel_locked(
         conn.execute(
             sa.update(jobs)
             .where(jobs.c.id == job_id, jobs.c.state == JobState.QUEUED)
-            .values(state=JobState.CANCELLED, cancel_requested_at=now, cancelled_by=by, finished_at=now, updated_at=now)
+            .values(
+                state=JobState.CANCELLED,
+                cancel_requested_at=now,
+                cancelled_by=by,
+                finished_at=now,
+                updated_at=now,
+                reason=reason,
+            )
         )
         add_event(
             conn, job_id, at=now, event="cancelled", source=state, target=JobState.CANCELLED,

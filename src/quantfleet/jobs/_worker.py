@@ -27,7 +27,7 @@ from quantfleet.jobs._records import add_event, end_attempt, end_parent, lock_jo
 from quantfleet.jobs.clock import Clock
 from quantfleet.jobs.models import ArtifactIn, Claim, Heartbeat, Outcome
 from quantfleet.jobs.spec import JobId, JobSpec
-from quantfleet.jobs.states import JobState, check_transition
+from quantfleet.jobs.states import EndReason, JobState, check_transition
 from quantfleet.store import Database, ObjectStore
 from quantfleet.store.models import artifacts, attempts, jobs
 
@@ -174,7 +174,14 @@ class WorkerSide:
         conn.execute(
             sa.update(jobs)
             .where(jobs.c.seq == row["seq"], jobs.c.state == JobState.QUEUED)
-            .values(state=JobState.FAILED, error=error, finished_at=now, updated_at=now, lease_expires_at=None)
+            .values(
+                state=JobState.FAILED,
+                error=error,
+                finished_at=now,
+                updated_at=now,
+                lease_expires_at=None,
+                reason=EndReason.UNREADABLE,
+            )
         )
         add_event(
             conn, row["id"], at=now, event="unreadable", source=JobState.QUEUED, target=JobState.FAILED,
@@ -239,6 +246,7 @@ class WorkerSide:
             "updated_at": now,
             "lease_expires_at": None,
             "error": outcome.error,
+            "reason": outcome.reason,
             "metrics": outcome.metrics,
         }
         if outcome.state is JobState.CANCELLED and row["cancelled_by"] is None:
@@ -326,11 +334,12 @@ class WorkerSide:
         failures = self._failures(conn, job_id) + (attempt_state in _COUNTED)
         if row["cancel_requested_at"] is not None:
             target = JobState.CANCELLED
-            values.update(finished_at=now)
+            values.update(finished_at=now, reason=EndReason.CANCELLED)
         elif attempt_state in _COUNTED and failures >= self.max_attempts:
             target = JobState.DEAD
             values.update(
                 finished_at=now,
+                reason=EndReason.INFRASTRUCTURE,
                 error=f"the infrastructure failed {failures} times; the last time (attempt {number}): {reason}. "
                 f"Read that attempt's log with 'quantfleet jobs logs {job_id} --attempt {number}', fix the cause, "
                 f"then run the job again with 'quantfleet jobs rerun {job_id}'",

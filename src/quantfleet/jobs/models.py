@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from quantfleet.jobs.spec import JobId, JobSpec
-from quantfleet.jobs.states import FINISH_STATES, JobState, is_terminal
+from quantfleet.jobs.states import DEFAULT_REASON, FINISH_STATES, EndReason, JobState, is_terminal
 
 __all__ = [
     "Artifact",
@@ -51,6 +51,8 @@ class Job:
     cancel_requested_at: datetime | None = None
     cancelled_by: str | None = None
     error: str | None = None
+    reason: EndReason | None = None
+    """Why it ended (None while it runs, and for jobs that ended before this was recorded)."""
     metrics: dict[str, Any] | None = None
     idempotency_key: str | None = None
 
@@ -167,6 +169,8 @@ class Outcome:
     error: str | None = None
     metrics: dict[str, Any] | None = None
     artifacts: Sequence[ArtifactIn] = field(default_factory=tuple)
+    reason: EndReason | None = None
+    """Why (default: the state's usual reason, e.g. ``error`` for failed, ``wall`` for timed_out)."""
 
     def __post_init__(self) -> None:
         state = JobState(self.state)
@@ -174,6 +178,7 @@ class Outcome:
             allowed = ", ".join(sorted(FINISH_STATES))
             raise ValueError(f"an attempt cannot finish as {state.value!r}; choose one of: {allowed}")
         object.__setattr__(self, "state", state)
+        object.__setattr__(self, "reason", DEFAULT_REASON[state] if self.reason is None else EndReason(self.reason))
         names = [a.name for a in self.artifacts]
         twice = sorted({n for n in names if names.count(n) > 1})
         if twice:

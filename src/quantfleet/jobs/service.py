@@ -63,7 +63,7 @@ from quantfleet.jobs.models import (
     Page,
 )
 from quantfleet.jobs.spec import CodeRef, JobId, JobSpec, new_job_id, parse_job_id
-from quantfleet.jobs.states import TERMINAL, JobState
+from quantfleet.jobs.states import TERMINAL, EndReason, JobState
 from quantfleet.store import Database, ObjectNotFound, ObjectStore
 from quantfleet.store.models import artifacts, attempts, idempotency_keys, job_events, jobs
 
@@ -475,7 +475,7 @@ class JobService(WorkerSide):
             row = lock_job(conn, job_id)
             if row is None or row["state"] != JobState.QUEUED:
                 return False
-            cancel_locked(conn, row, by=by, now=self.clock.now(), detail=reason)
+            cancel_locked(conn, row, by=by, now=self.clock.now(), detail=reason, reason=EndReason.WITHDRAWN)
             return True
 
     # -- logs -------------------------------------------------------------------------------

@@ -38,9 +38,11 @@ from types import MappingProxyType
 from quantfleet.core.errors import UserError
 
 __all__ = [
+    "DEFAULT_REASON",
     "FINISH_STATES",
     "TERMINAL",
     "TRANSITIONS",
+    "EndReason",
     "IllegalTransition",
     "JobState",
     "check_transition",
@@ -58,6 +60,49 @@ class JobState(StrEnum):
     TIMED_OUT = "timed_out"
     CANCELLED = "cancelled"
     DEAD = "dead"
+
+
+class EndReason(StrEnum):
+    """Why a job ended: finer than its final state, and a bounded set (a metrics label, a filter).
+
+    ``completed`` (succeeded); ``error`` (the strategy raised, or its results
+    were refused); the limits ``memory``, ``file_size``, ``work_full``,
+    ``open_files``, ``processes`` and ``output`` (stdout and stderr over
+    ``limits.log_mb``); ``crash`` (the
+    job's own process died of a signal); ``wall`` and ``cpu`` (timed out);
+    ``cancelled`` (by a user, or with its parent sweep); ``withdrawn`` (the API
+    could not tell the fleet, and answered 503); ``unreadable`` (a spec this
+    version cannot read, failed at claim); ``infrastructure`` (dead: the
+    infrastructure failed ``max_attempts`` times).
+    """
+
+    COMPLETED = "completed"
+    ERROR = "error"
+    MEMORY = "memory"
+    FILE_SIZE = "file_size"
+    WORK_FULL = "work_full"
+    OPEN_FILES = "open_files"
+    PROCESSES = "processes"
+    OUTPUT = "output"
+    CRASH = "crash"
+    WALL = "wall"
+    CPU = "cpu"
+    CANCELLED = "cancelled"
+    WITHDRAWN = "withdrawn"
+    UNREADABLE = "unreadable"
+    INFRASTRUCTURE = "infrastructure"
+
+
+DEFAULT_REASON: Mapping[JobState, EndReason] = MappingProxyType(
+    {
+        JobState.SUCCEEDED: EndReason.COMPLETED,
+        JobState.FAILED: EndReason.ERROR,
+        JobState.TIMED_OUT: EndReason.WALL,
+        JobState.CANCELLED: EndReason.CANCELLED,
+        JobState.DEAD: EndReason.INFRASTRUCTURE,
+    }
+)
+"""The reason a job that ends in a state has when nothing finer is known."""
 
 
 class IllegalTransition(UserError):

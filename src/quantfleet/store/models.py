@@ -120,6 +120,8 @@ jobs = sa.Table(
     sa.Column("cancel_requested_at", UTCDateTime, nullable=True),
     sa.Column("cancelled_by", sa.String(200), nullable=True),
     sa.Column("error", sa.Text, nullable=True),
+    # Why the job ended, one of quantfleet.jobs.EndReason (revision 0007; NULL for jobs that ended before it).
+    sa.Column("reason", sa.String(32), nullable=True),
     sa.Column("metrics", JSONDoc, nullable=True),
     # What a claim scans: queued jobs by priority, then submission order.
     sa.Index("ix_jobs_claim", "state", "priority", "seq"),

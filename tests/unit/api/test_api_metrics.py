@@ -19,7 +19,7 @@ from quantfleet.api import create_app
 from quantfleet.api.metrics import JobLogContext, ObservabilitySettings
 from quantfleet.core.logging import configure, current_job_id, job_context
 from quantfleet.core.settings import Settings
-from quantfleet.jobs import JobService
+from quantfleet.jobs import EndReason, JobService, JobState, Outcome, parse_job_id
 from quantfleet.testing.workers import unsandboxed_worker
 from quantfleet.users import UserService
 
@@ -45,7 +45,8 @@ def test_metrics_show_queue_depth_and_states_without_a_token(client: Client, sub
     assert sample(text, "quantfleet_queue_depth", queue="default") == 2
     assert sample(text, "quantfleet_jobs", state="queued") == 2
     assert sample(text, "quantfleet_jobs", state="running") == 0
-    assert sample(text, "quantfleet_job_outcomes_total", outcome="succeeded") == 0
+    assert sample(text, "quantfleet_job_outcomes_total", outcome="succeeded", reason="completed") == 0
+    assert sample(text, "quantfleet_job_outcomes_total", outcome="dead", reason="infrastructure") == 0
     assert sample(text, "quantfleet_job_run_seconds_count") == 0
     assert "/metrics" not in client(None).get("/openapi.json").json()["paths"]
 
@@ -64,7 +65,7 @@ def test_ends_are_observed_once_with_run_time_and_time_to_start(
     assert service.get(job_id).state.value == "succeeded"
     for _ in range(2):  # a second scrape does not count the same end again
         text = scrape.get("/metrics").text
-        assert sample(text, "quantfleet_job_outcomes_total", outcome="succeeded") == 1
+        assert sample(text, "quantfleet_job_outcomes_total", outcome="succeeded", reason="completed") == 1
         assert sample(text, "quantfleet_job_run_seconds_count") == 1
         assert sample(text, "quantfleet_job_time_to_start_seconds_count") == 1
         assert sample(text, "quantfleet_queue_depth", queue="default") == 0
@@ -201,3 +202,23 @@ def test_the_serve_commands_take_a_log_format(monkeypatch: pytest.MonkeyPatch) -
     refused = CliRunner().invoke(app, ["api", "--log-format", "xml"])
     assert refused.exit_code != 0
 
+
+
+def test_outcomes_are_counted_by_final_state_and_reason(client: Client, submit: Submit, service: JobService) -> None:
+    scrape = client(None)
+    scrape.get("/metrics")  # the server's first look: what ends after it is counted
+    for outcome in (Outcome(state=JobState.FAILED, error="boom"), Outcome(
+            state=JobState.FAILED, error="out of memory", reason=EndReason.MEMORY)):  # fmt: skip
+        submit("alice")
+        claim = service.claim("host-1/slot-0")
+        assert claim is not None
+        assert service.finish(claim, outcome)
+    queued = submit("alice").json()["id"]
+    service.cancel(parse_job_id(queued), by="alice")
+    text = scrape.get("/metrics").text
+    assert sample(text, "quantfleet_job_outcomes_total", outcome="failed", reason="error") == 1
+    assert sample(text, "quantfleet_job_outcomes_total", outcome="failed", reason="memory") == 1
+    assert sample(text, "quantfleet_job_outcomes_total", outcome="cancelled", reason="cancelled") == 1
+    assert sample(text, "quantfleet_job_outcomes_total", outcome="succeeded", reason="completed") == 0
+    shown = client("alice").get(f"/v1/backtests/{queued}")
+    assert shown.json()["reason"] == "cancelled"

@@ -64,6 +64,7 @@ def test_an_exception_in_strategy_code_fails_the_job_with_the_users_traceback_fi
     assert done.state is JobState.FAILED
     assert done.error is not None
     assert done.error.startswith("your strategy failed")
+    assert done.reason == "error"
     assert "broken.py" in done.error
     assert "ZeroDivisionError" in done.error
     assert "ZeroDivisionError" in service.read_log(job.id).text
@@ -89,6 +90,7 @@ def test_the_wall_clock_limit_times_the_job_out(
     done = service.get(job.id)
     assert done.state is JobState.TIMED_OUT
     assert "wall-clock limit of 1 s" in (done.error or "")
+    assert done.reason == "wall"
     assert time.monotonic() - started < 20
 
 
@@ -105,6 +107,7 @@ def test_the_cpu_limit_times_the_job_out(
     done = service.get(job.id)
     assert done.state is JobState.TIMED_OUT
     assert "CPU-time limit of 1 s" in (done.error or "")
+    assert done.reason == "cpu"
 
 
 def test_cancelling_a_running_job_kills_its_process_tree_within_two_seconds(

@@ -125,6 +125,7 @@ def _assert_failed_unread(service: JobService, job_id: JobId) -> None:
     with service.db.read() as conn:
         row = conn.execute(sa.select(jobs).where(jobs.c.id == job_id)).mappings().one()
     assert row["state"] == JobState.FAILED
+    assert row["reason"] == "unreadable"
     assert row["attempt"] == 0
     assert row["finished_at"] is not None
     error = row["error"] or ""

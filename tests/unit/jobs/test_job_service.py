@@ -11,6 +11,7 @@ from quantfleet.core.errors import UserError
 from quantfleet.jobs import (
     CodeNotFound,
     CodeRef,
+    EndReason,
     IdempotencyConflict,
     IllegalTransition,
     JobId,
@@ -174,7 +175,7 @@ def test_withdraw_cancels_only_a_job_no_worker_claimed(service: JobService, new_
     queued = service.submit(new_spec())
     assert service.withdraw(queued.id, by="api", reason="the broker is down")
     withdrawn = service.get(queued.id)
-    assert (withdrawn.state, withdrawn.cancelled_by) == (JobState.CANCELLED, "api")
+    assert (withdrawn.state, withdrawn.cancelled_by, withdrawn.reason) == (JobState.CANCELLED, "api", "withdrawn")
     assert service.events(queued.id)[-1].detail == "the broker is down"
     assert not service.withdraw(queued.id, by="api", reason="again")  # already withdrawn: nothing changes
 
@@ -187,7 +188,7 @@ def test_withdraw_cancels_only_a_job_no_worker_claimed(service: JobService, new_
     assert (kept.state, kept.cancel_requested_at) == (JobState.RUNNING, None)  # it runs on, not cancelled
     assert service.finish(claim, Outcome(state=JobState.SUCCEEDED))
     assert not service.withdraw(running.id, by="api", reason="the broker is down")  # ended: no error either
-    assert service.get(running.id).state is JobState.SUCCEEDED
+    assert (service.get(running.id).state, service.get(running.id).reason) == (JobState.SUCCEEDED, "completed")
 
 
 def test_children_fan_out_once_and_report_progress(
@@ -335,3 +336,26 @@ def test_a_unique_prefix_names_a_job(service: JobService, new_spec: SpecFactory)
         service.resolve("0" * 8 if not job.id.startswith("0" * 8) else "f" * 8)
     with pytest.raises(JobNotFound, match="not a job id"):
         service.resolve("12ab")  # too short to be a prefix
+
+
+def test_every_way_a_job_ends_records_why(service: JobService, new_spec: SpecFactory) -> None:
+    reasons = {}
+    for n, outcome in enumerate([
+        Outcome(state=JobState.SUCCEEDED),
+        Outcome(state=JobState.FAILED, error="ValueError: boom"),  # a failure's usual reason
+        Outcome(state=JobState.FAILED, error="out of memory", reason=EndReason.MEMORY),
+        Outcome(state=JobState.TIMED_OUT, error="over its CPU limit", reason=EndReason.CPU),
+        Outcome(state=JobState.TIMED_OUT, error="over its wall-clock limit"),
+    ]):  # fmt: skip
+        job = service.submit(new_spec(params={"fast": n}))
+        claim = service.claim("w1")
+        assert claim is not None and claim.job_id == job.id
+        assert service.get(job.id).reason is None  # nothing yet while it runs
+        assert service.finish(claim, outcome)
+        reasons[n] = service.get(job.id).reason
+    assert reasons == {0: "completed", 1: "error", 2: "memory", 3: "cpu", 4: "wall"}
+    queued = service.submit(new_spec(params={"fast": 99}))
+    service.cancel(queued.id, by="ben")
+    assert service.get(queued.id).reason is EndReason.CANCELLED
+    with pytest.raises(ValueError, match="'sideways' is not a valid EndReason"):
+        Outcome(state=JobState.FAILED, reason="sideways")  # type: ignore[arg-type]

@@ -178,7 +178,7 @@ def test_dead_after_three_lost_attempts_each_kept(
         clock.advance(31)
         assert service.reap() == [job.id]
     dead = service.get(job.id)
-    assert dead.state is JobState.DEAD
+    assert (dead.state, dead.reason) == (JobState.DEAD, "infrastructure")
     assert dead.error is not None
     assert "failed 3 times" in dead.error
     assert dead.finished_at == clock.now()
