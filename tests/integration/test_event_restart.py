@@ -8,8 +8,8 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,9 @@ from quantfleet.live.deployments import DeploymentService
 from quantfleet.live.mqtt import publish_bars
 from quantfleet.live.paper import PaperBroker
 from quantfleet.testing import require_server
+from quantfleet.testing.jobs import wait_until
 from quantfleet.testing.live import random_walk_bars
+from quantfleet.testing.processes import live_pids
 
 HOST, PORT = "127.0.0.1", 1883
 CODE = """
@@ -33,25 +35,14 @@ def run(ctx):
 """
 
 
-def wait_for(condition: Any, what: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-
-
 def strategy_children(dep_id: str) -> list[int]:
     """Return the pids of the strategy children of ``dep_id``'s sessions (by their work folder), zombies aside."""
-    found = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-            alive = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-        except OSError:
-            continue
-        if alive and b"quantfleet.dispatch.child" in cmdline and dep_id.encode() in cmdline:
-            found.append(int(pid))
-    return found
+    wanted = (b"quantfleet.dispatch.child", dep_id.encode())
+    return live_pids(lambda argv: all(part in b"\0".join(argv) for part in wanted))
+
+
+def wait_for(condition: Callable[[], object], what: str, timeout: float = 60.0) -> None:
+    wait_until(condition, timeout=timeout, what=what)
 
 
 def test_a_killed_event_process_recovers(tmp_path: Path, monkeypatch: Any) -> None:

@@ -4,13 +4,12 @@ carries on from the database and the broker), stops it when the deployment is pa
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,9 @@ from quantfleet.live.deployments import DeploymentService
 from quantfleet.live.mqtt import publish_bars
 from quantfleet.live.paper import PaperBroker
 from quantfleet.testing import require_server
+from quantfleet.testing.jobs import wait_until
 from quantfleet.testing.live import random_walk_bars
+from quantfleet.testing.processes import live_pids
 
 HOST, PORT = "127.0.0.1", 1883
 CODE = """
@@ -34,26 +35,13 @@ def run(ctx):
 """
 
 
-def wait_for(condition: Any, what: str, timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-
-
 def processes_of(dep_id: str) -> list[int]:
     """Return the pids of 'quantfleet deployments run DEP_ID' processes (read from /proc)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        with contextlib.suppress(OSError):
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-            if b"run" in argv and dep_id.encode() in argv and b"deployments" in argv:
-                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-                if state != "Z":
-                    found.append(int(entry.name))
-    return found
+    return live_pids(lambda argv: b"run" in argv and dep_id.encode() in argv and b"deployments" in argv)
+
+
+def wait_for(condition: Callable[[], object], what: str, timeout: float = 90.0) -> None:
+    wait_until(condition, timeout=timeout, what=what)
 
 
 def test_the_scheduler_keeps_an_event_deployment_running(tmp_path: Path, monkeypatch: Any) -> None:

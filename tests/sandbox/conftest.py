@@ -9,6 +9,7 @@ checked: no process of a slot uid left, no job cgroup left.
 from __future__ import annotations
 
 import os
+import shutil
 import textwrap
 import time
 from collections.abc import Iterator
@@ -139,3 +140,14 @@ def run_job(sandbox: Sandbox, tmp_path: Path) -> object:
         return Job(result, result.output.decode(errors="replace"), process.group_emptied)
 
     return run
+
+
+@pytest.fixture
+def secrets_file() -> Iterator[Path]:
+    """Write a fake Alpaca secrets file outside /tmp (which the sandbox replaces anyway), as a user would."""
+    folder = Path(f"/var/tmp/quantfleet-live-test-{os.getpid()}")
+    folder.mkdir(exist_ok=True)
+    path = folder / "alpaca.env"
+    path.write_text("ALPACA_API_KEY=PKFAKEKEY\nALPACA_SECRET_KEY=fake-secret\n")
+    yield path
+    shutil.rmtree(folder)

@@ -9,8 +9,6 @@ still places an order that reaches the paper account.
 from __future__ import annotations
 
 import os
-import shutil
-from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -46,17 +44,6 @@ def run(ctx, secrets=""):
         ctx.state["network"] = "blocked"
     ctx.order("AAA", 10)
 """
-
-
-@pytest.fixture
-def secrets_file() -> Iterator[Path]:
-    """Write a fake Alpaca secrets file outside /tmp (which the sandbox replaces anyway), as a user would."""
-    folder = Path(f"/var/tmp/quantfleet-live-test-{os.getpid()}")
-    folder.mkdir(exist_ok=True)
-    path = folder / "alpaca.env"
-    path.write_text("ALPACA_API_KEY=PKFAKEKEY\nALPACA_SECRET_KEY=fake-secret\n")
-    yield path
-    shutil.rmtree(folder)
 
 
 def test_a_scheduled_run_executes_in_the_sandbox_and_its_order_reaches_the_paper_broker(

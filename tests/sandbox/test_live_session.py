@@ -9,13 +9,11 @@ looks for them and tries the network on every bar.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -60,17 +58,6 @@ class Probe(Strategy):
             ctx.state["network"] = "blocked"
         ctx.order("AAA", 1)
 """
-
-
-@pytest.fixture
-def secrets_file() -> Iterator[Path]:
-    """Write a fake Alpaca secrets file outside /tmp (which the sandbox replaces anyway), as a user would."""
-    folder = Path(f"/var/tmp/quantfleet-session-test-{os.getpid()}")
-    folder.mkdir(exist_ok=True)
-    path = folder / "alpaca.env"
-    path.write_text("ALPACA_API_KEY=PKFAKEKEY\nALPACA_SECRET_KEY=fake-secret\n")
-    yield path
-    shutil.rmtree(folder)
 
 
 def _session(tmp_path: Path, code: str, launcher: BubblewrapLauncher) -> tuple[DeploymentSession, Database]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -16,13 +15,7 @@ from quantfleet.live.runner import LiveRunner
 from quantfleet.live.scheduler import Scheduler
 from quantfleet.live.supervisor import EventFleet, Supervisor
 from quantfleet.testing import FrozenClock
-
-
-def wait_for(condition: Any, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.02)
+from quantfleet.testing.jobs import wait_until
 
 
 def test_a_dead_process_is_restarted_and_a_hung_one_killed(
@@ -33,7 +26,7 @@ def test_a_dead_process_is_restarted_and_a_hung_one_killed(
     assert dying.step() == "started"
     first = dying.process
     assert first is not None
-    wait_for(lambda: first.poll() is not None)
+    wait_until(lambda: first.poll() is not None)
     assert dying.step() == "restarted"
     assert dying.restarts == 1
     dying.stop()
@@ -75,9 +68,9 @@ def test_the_fleet_runs_every_active_event_deployment_and_only_those(
         assert fleet.step() == {events.id: "started"}
         first = fleet.supervisors[events.id].process
         assert first is not None
-        wait_for(lambda: first.poll() is not None)
+        wait_until(lambda: first.poll() is not None)
         assert fleet.step() == {events.id: "restarted"}  # the first process exited: started again
-        wait_for(lambda: starts.read_text().count("\n") == 2)
+        wait_until(lambda: starts.read_text().count("\n") == 2)
         assert fleet.step() == {events.id: "running"}
         assert starts.read_text().split() == [events.id, events.id]  # the cron deployment never got a process
         running = fleet.supervisors[events.id].process
@@ -121,7 +114,7 @@ def test_a_process_that_keeps_dying_is_restarted_ever_more_slowly_then_given_up(
     def dead() -> None:
         process = sup.process
         assert process is not None
-        wait_for(lambda: process.poll() is not None)
+        wait_until(lambda: process.poll() is not None)
 
     assert sup.step() == "started"
     dead()
