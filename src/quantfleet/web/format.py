@@ -85,6 +85,19 @@ def metric_text(metrics: Mapping[str, Any] | None, key: str) -> str:
     return format_value(metrics[key], spec_for(key).fmt)
 
 
+# A job's end reason when it says no more than its state (a failure of the strategy's own code, say).
+_PLAIN_REASONS = {"succeeded": "completed", "failed": "error", "cancelled": "cancelled", "dead": "infrastructure"}
+
+
+def _state_note(job: JobInfo) -> str:
+    """Return what the state cell adds: cancelling while a cancel is pending, else a telling end reason."""
+    if job.cancel_requested and not job.terminal:
+        return " (cancelling)"
+    if job.reason and job.reason != _PLAIN_REASONS.get(job.state):
+        return f" ({job.reason.replace('_', ' ')})"  # failed (memory), timed_out (cpu), cancelled (withdrawn)
+    return ""
+
+
 def job_row(job: JobInfo, *, now: datetime) -> dict[str, Any]:
     """Return the jobs table's row of a job: ``now`` gives the running ones their time so far."""
     spec = job.spec or {}
@@ -94,7 +107,7 @@ def job_row(job: JobInfo, *, now: datetime) -> dict[str, Any]:
         "id": job.id,
         "short": job.id[:8],
         "link": f"[{job.id[:8]}](/jobs/{job.id})",
-        "state": job.state + (" (cancelling)" if job.cancel_requested and not job.terminal else ""),
+        "state": job.state + _state_note(job),
         "state_key": job.state,
         "kind": job.kind,
         "strategy": job.strategy,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -195,6 +196,10 @@ def test_rows_show_time_to_start_and_duration() -> None:
     assert row["link"] == f"[aaaaaaaa](/jobs/{'a' * 32})"
     assert duration(0.25) == "250 ms"
     assert duration(3 * 86400 + 7200) == "3 d 2 h"
+    ended = dataclasses.replace(job, state="failed", finished_at=at + timedelta(seconds=9), reason="memory")
+    assert job_row(ended, now=at)["state"] == "failed (memory)"  # the limit it hit, beside the state
+    plain = dataclasses.replace(ended, reason="error")
+    assert job_row(plain, now=at)["state"] == "failed"  # the strategy's own exception: the state says it
 
 
 def test_signed_out_every_path_is_the_sign_in_page() -> None:
