@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from pydantic import ValidationError
 from sqlalchemy.engine import Connection
 
 from quantfleet.jobs.models import Artifact, Attempt, Job, JobEvent
@@ -36,7 +38,7 @@ def job_from_row(row: Mapping[Any, Any]) -> Job:
     """Return the :class:`Job` a ``jobs`` row describes."""
     return Job(
         id=JobId(row["id"]),
-        spec=JobSpec.model_validate(row["spec"]),
+        spec=readable_spec(row["spec"]),
         state=JobState(row["state"]),
         attempt=row["attempt"],
         submitted_at=row["submitted_at"],
@@ -52,6 +54,29 @@ def job_from_row(row: Mapping[Any, Any]) -> Job:
         metrics=row["metrics"],
         idempotency_key=row["idempotency_key"],
     )
+
+
+def readable_spec(raw: Any) -> JobSpec:
+    """Return a stored spec for showing it: fields a newer quantfleet added are left out, not an error.
+
+    A job whose spec a newer version wrote must still list and show (it is
+    failed at claim as ``unreadable``, and its owner needs to see why); only the
+    claim, which would run it, validates strictly. Any other mismatch raises.
+    """
+    try:
+        return JobSpec.model_validate(raw)
+    except ValidationError as exc:
+        errors = exc.errors()
+        if not isinstance(raw, dict) or any(e["type"] != "extra_forbidden" for e in errors):
+            raise
+        trimmed = copy.deepcopy(raw)
+        for error in errors:
+            *parents, name = error["loc"]
+            holder: Any = trimmed
+            for part in parents:
+                holder = holder[part]
+            holder.pop(name, None)
+        return JobSpec.model_validate(trimmed)
 
 
 def _reason(value: str | None) -> EndReason | None:

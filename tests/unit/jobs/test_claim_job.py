@@ -157,3 +157,16 @@ def test_claim_job_fails_an_unreadable_spec(service: JobService, new_spec: SpecF
     _poison(service, poisoned)
     assert service.claim_job("w1", poisoned) is None
     _assert_failed_unread(service, poisoned)
+
+
+def test_a_job_a_newer_version_wrote_still_lists_and_shows_why_it_failed(
+    service: JobService, new_spec: SpecFactory
+) -> None:
+    poisoned = service.submit(new_spec()).id
+    _poison(service, poisoned)
+    assert service.get(poisoned).state is JobState.QUEUED  # shown before any claim, the unknown field left out
+    assert service.claim("w1") is None  # but never run
+    shown = service.get(poisoned)
+    assert (shown.state, shown.reason) == (JobState.FAILED, "unreadable")
+    assert "upgrade the workers" in (shown.error or "")
+    assert [job.id for job in service.list().items] == [poisoned]

@@ -349,7 +349,8 @@ def test_every_way_a_job_ends_records_why(service: JobService, new_spec: SpecFac
     ]):  # fmt: skip
         job = service.submit(new_spec(params={"fast": n}))
         claim = service.claim("w1")
-        assert claim is not None and claim.job_id == job.id
+        assert claim is not None
+        assert claim.job_id == job.id
         assert service.get(job.id).reason is None  # nothing yet while it runs
         assert service.finish(claim, outcome)
         reasons[n] = service.get(job.id).reason
