@@ -84,3 +84,26 @@ def test_the_scheduler_keeps_an_event_deployment_running(tmp_path: Path, monkeyp
     assert len(orders) == 10
     assert len({o.client_id for o in orders}) == 10  # no order sent twice across the restart
     assert second != first
+
+
+def test_an_event_process_stops_when_its_scheduler_is_killed(tmp_path: Path, monkeypatch: Any) -> None:
+    require_server("Mosquitto", HOST, PORT, "mosquitto -p 1883 -d")
+    monkeypatch.setenv("QUANTFLEET_HOME", str(tmp_path / "home"))
+    path = tmp_path / "count.py"
+    path.write_text(CODE)
+    symbol = f"K{uuid.uuid4().hex[:6].upper()}"
+    done = CliRunner().invoke(app, ["deploy", str(path), "--symbols", symbol, "--on-bars", "--frequency", "1m"])
+    assert done.exit_code == 0, done.output
+    dep_id = done.output.split()[0]
+    service = DeploymentService(JobService.from_settings(load_settings()))
+    command = [sys.executable, "-m", "quantfleet.cli.app", "scheduler", "--mqtt-host", HOST, "--mqtt-port", str(PORT)]
+    scheduler = subprocess.Popen(command, env=dict(os.environ), start_new_session=True)
+    try:
+        wait_for(lambda: service.get(dep_id).heartbeat_at is not None, "the scheduler to start the process")
+        (orphan,) = processes_of(dep_id)
+    finally:
+        scheduler.kill()  # SIGKILL: no clean-up of its own
+        scheduler.wait(30)
+    # Without a parent-death signal the event process would trade on beside the next scheduler's.
+    wait_for(lambda: processes_of(dep_id) == [], "the orphaned event process to stop", timeout=20)
+    assert orphan not in processes_of(dep_id)
