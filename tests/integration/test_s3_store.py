@@ -115,6 +115,37 @@ def test_snapshots_on_s3_keep_their_history_and_pinned_reads(s3_store: MarketDat
     assert not before.table.column("close").equals(fix.column("close"))
 
 
+def _keys(s3_client: Any, bucket: str, prefix: str) -> set[str]:
+    pages = s3_client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    return {o["Key"] for page in pages for o in page.get("Contents", [])}
+
+
+def test_a_failed_ingest_on_s3_commits_nothing_and_deletes_its_uploads(
+    filled: MarketDataStore, market: VendorData, s3_client: Any, s3_bucket: str
+) -> None:
+    before = _keys(s3_client, s3_bucket, "research/prices/")
+    pinned = _ipc(filled.read_bars(SYMBOLS).table)
+    minutes = synthetic_bars(["DDD"], start=date(2022, 1, 1), end=date(2022, 4, 30), frequency="1m").bars
+
+    def batches() -> Iterator[pa.Table]:
+        yield minutes  # four months: three uploaded before the next batch arrives
+        raise OSError("the vendor hung up")
+
+    with pytest.raises(OSError, match="hung up"):
+        filled.ingest_bars(batches(), frequency="1m", source="halfway")
+    assert _keys(s3_client, s3_bucket, "research/prices/") == before
+    other = _reopen(filled)
+    assert other.latest() == 0
+    assert _ipc(other.read_bars(SYMBOLS).table) == pinned
+
+    result = other.ingest_bars([minutes], frequency="1m", source="again")
+    assert result.snapshot == 1
+    assert [s.files for s in other.catalog() if s.symbol == "DDD"] == [4]
+    april = other.read_bars("DDD", start="2022-04-01", end="2022-04-30", frequency="1m")
+    assert len(april.files_read) == 1 and "/month=4/" in april.files_read[0]
+    assert len(april) == pc.sum(pc.equal(pc.month(minutes.column("ts")), 4)).as_py()
+
+
 def test_tags_live_in_tags_json_on_s3(
     filled: MarketDataStore, market: VendorData, s3_client: Any, s3_bucket: str
 ) -> None:

@@ -24,12 +24,15 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import CommitProperties, DeltaTable, write_deltalake
+from deltalake import Schema as DeltaSchema
 from deltalake.exceptions import TableNotFoundError
+from deltalake.transaction import AddAction, RemoveAction, create_table_with_add_actions
 
 from quantfleet.core.errors import (
     DataError,
@@ -53,6 +56,7 @@ from quantfleet.data.schema import (
 )
 from quantfleet.data.storage import StorageOptions, is_remote, normalize_url, storage_errors
 from quantfleet.data.validate import OffSession, ValidationNotes, check_bars, coerce_bars
+from quantfleet.data.writer import PartitionFileWriter
 
 __all__ = ["IngestResult", "MarketDataStore", "SnapshotInfo", "SymbolSummary"]
 
@@ -237,7 +241,11 @@ class MarketDataStore:
                     }
                 )
             else:
-                self._files[snapshot] = actions.select(list(keep)).rename_columns(list(keep.values()))
+                table = actions.select(list(keep)).rename_columns(list(keep.values()))
+                # The log holds each path URL-encoded (a folder symbol=%5EGSPC is "symbol=%255EGSPC"):
+                # decode once to name the object in the store.
+                paths = pa.array([unquote(p) for p in table.column("path").to_pylist()], pa.string())
+                self._files[snapshot] = table.set_column(0, "path", paths)
         return self._files[snapshot]
 
     def commit_metadata(self, snapshot: SnapshotId) -> dict[str, Any]:
@@ -392,9 +400,14 @@ class MarketDataStore:
             "instruments_version": meta.get("instruments_version"),
         }
 
-    def _commit(self, operation: str, source: str, **pointers: Any) -> CommitProperties:
+    def _commit(
+        self, operation: str, source: str, *, metrics: dict[str, int] | None = None, **pointers: Any
+    ) -> CommitProperties:
         meta = {**self._pointers(), **pointers, "operation": operation, "source": source}
-        return CommitProperties(custom_metadata={_META_KEY: json.dumps(meta, sort_keys=True)})
+        custom: dict[str, Any] = {_META_KEY: json.dumps(meta, sort_keys=True)}
+        if metrics is not None:  # what delta-rs records for its own writes, read by snapshots()
+            custom["operationMetrics"] = metrics
+        return CommitProperties(custom_metadata=custom)
 
     def _write_bars(self, data: pa.Table | pa.RecordBatchReader, commit: CommitProperties) -> None:
         url = self.table_url("bars")
@@ -447,18 +460,10 @@ class MarketDataStore:
             raise DataError(f"unknown ingest mode {mode!r}; use 'append' or 'upsert'")
         state = _IngestState(existing=self._existing_ranges(freq) if mode == "append" else {})
         stream = self._validated(batches, freq, calendar, off, source, state, progress)
-        commit = self._commit("ingest", source)
-        try:
-            if mode == "append" or self.latest() is None:
-                self._write_bars(pa.RecordBatchReader.from_batches(STORED_BARS_SCHEMA, stream), commit)
-            else:
-                self._merge_bars(pa.Table.from_batches(list(stream), STORED_BARS_SCHEMA), commit)
-        except Exception:
-            if state.error is not None:  # our own validation error, raised inside delta-rs
-                raise state.error from None
-            raise
-        if state.error is not None:  # pragma: no cover - delta-rs swallowed it
-            raise state.error
+        if mode == "append" or self.latest() is None:
+            self._append_bars(stream, state, source)
+        else:
+            self._merge_bars(pa.concat_tables(list(stream)).combine_chunks(), self._commit("ingest", source))
         return IngestResult(
             snapshot=SnapshotId(self._open("bars").version()),  # type: ignore[union-attr]
             rows=state.rows,
@@ -475,23 +480,67 @@ class MarketDataStore:
         source: str,
         state: _IngestState,
         progress: ProgressFn | None,
-    ) -> Iterator[pa.RecordBatch]:
+    ) -> Iterator[pa.Table]:
+        for raw in batches:
+            origin = (raw.schema.metadata or {}).get(SOURCE_KEY.encode(), source.encode()).decode()
+            table, notes = check_bars(
+                coerce_bars(raw, source=origin), frequency=freq, calendar=calendar, off_session=off, source=origin
+            )
+            state.absorb(table, notes, freq)
+            yield _to_stored(table, freq)
+            if progress is not None:
+                progress(table.num_rows)
+        if state.rows == 0:
+            raise NoDataError(f"{source}: the input holds no bars; nothing was written")
+
+    def _append_bars(self, stream: Iterator[pa.Table], state: _IngestState, source: str) -> None:
+        """Write the stream's partitions as they complete, then commit them all as one version.
+
+        Memory stays near one input batch (see :mod:`quantfleet.data.writer`).
+        Until the commit the files belong to no snapshot; on any failure they
+        are deleted (best effort) and the previous snapshot stays the newest.
+        """
+        url = self.table_url("bars")
+        before = self.latest()
+        writer = PartitionFileWriter(url, self.storage.filesystem(url), local=not is_remote(url))
         try:
-            for raw in batches:
-                origin = (raw.schema.metadata or {}).get(SOURCE_KEY.encode(), source.encode()).decode()
-                table, notes = check_bars(
-                    coerce_bars(raw, source=origin), frequency=freq, calendar=calendar, off_session=off, source=origin
-                )
-                state.absorb(table, notes, freq)
-                stored = _to_stored(table, freq)
-                yield from stored.to_batches(max_chunksize=1_000_000)
-                if progress is not None:
-                    progress(table.num_rows)
-            if state.rows == 0:
-                raise NoDataError(f"{source}: the input holds no bars; nothing was written")
-        except Exception as exc:
-            state.error = exc
+            with storage_errors(url, self.storage):
+                for table in stream:
+                    writer.write(table)
+                actions = writer.finish()
+                metrics = {"num_added_rows": writer.rows, "num_added_files": len(actions)}
+                self._commit_actions(actions, self._commit("ingest", source, metrics=metrics))
+        except BaseException:
+            self._latest = None
+            try:
+                committed = self.latest() != before
+            except Exception:  # the store is unreachable: whether the commit landed is unknown
+                committed = True
+            writer.abort(delete=not committed)  # files in no snapshot go; a committed file must stay
             raise
+
+    def _commit_actions(self, actions: list[AddAction], commit: CommitProperties) -> None:
+        url = self.table_url("bars")
+        dt = self._open("bars")
+        if dt is None:
+            create_table_with_add_actions(
+                url,
+                DeltaSchema.from_arrow(STORED_BARS_SCHEMA),
+                actions,
+                mode="error",
+                partition_by=list(PARTITION_COLUMNS),
+                configuration=TABLE_CONFIG,
+                storage_options=self.storage.delta(url),
+                commit_properties=commit,
+            )
+        else:
+            dt.create_write_transaction(
+                list[AddAction | RemoveAction](actions),
+                mode="append",
+                schema=STORED_BARS_SCHEMA,
+                partition_by=list(PARTITION_COLUMNS),
+                commit_properties=commit,
+            )
 
     def _merge_bars(self, source: pa.Table, commit: CommitProperties) -> None:
         dt = self._open("bars")
@@ -594,7 +643,6 @@ class MarketDataStore:
 class _IngestState:
     existing: dict[str, tuple[int, int]]
     rows: int = 0
-    error: Exception | None = None
 
     def __post_init__(self) -> None:
         self.seen: dict[str, TimeRuns] = {}  # runs, not arrays: bounded memory for big ingests
