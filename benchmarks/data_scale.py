@@ -25,6 +25,7 @@ figures do not depend on the size of the store: each job reads one symbol-year).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import shutil
@@ -34,6 +35,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from datetime import date
 from pathlib import Path
 
@@ -92,7 +94,7 @@ def main() -> int:
     with __import__("socket").socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    moto = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+    moto = subprocess.Popen([sys.executable, str(ROOT / "benchmarks" / "_counting_s3.py"), str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     endpoint = f"http://127.0.0.1:{port}"
     pause = threading.Event()
@@ -164,8 +166,16 @@ def main() -> int:
 
         busy = {JobState.QUEUED, JobState.RUNNING}
 
+        def counters(reset: bool = False) -> dict[str, dict[str, int]]:
+            """Return the bytes and requests the S3 server answered, by method and kind of key."""
+            request = urllib.request.Request(f"{endpoint}/__counters", method="POST" if reset else "GET")
+            with urllib.request.urlopen(request, timeout=10) as answer:
+                body: dict[str, dict[str, int]] = json.loads(answer.read())
+                return body
+
         def wave(label: str) -> None:
             before, _ = _folder_bytes(root / "cache")
+            counters(reset=True)
             started = time.perf_counter()
             ids = [service.submit(JobSpec(code=code, universe=(s,), snapshot=snapshot, frequency=Frequency.parse("1m"),
                                           start=date(y, 1, 1), end=date(y, 12, 31), owner="bench",
@@ -180,6 +190,7 @@ def main() -> int:
             wall = time.perf_counter() - started
             failed = [service.get(i) for i in ids if service.get(i).state is not JobState.SUCCEEDED]
             assert not failed, failed[0].error
+            served = counters()
             after, files = _folder_bytes(root / "cache")
             per_year = (stored - log_bytes) / len(pool)  # symbol-years are the same size: bytes one job asks for
             asked = per_year * len(picks)
@@ -187,8 +198,16 @@ def main() -> int:
             print(f"{label}: {len(ids)} jobs ({len(set(picks))} distinct symbol-years, {args.slots} slots) in "
                   f"{wall:.1f} s, {60 * len(ids) / wall:.0f} jobs/min; asked {asked / 1e6:,.1f} MB, fetched "
                   f"{fetched / 1e6:,.1f} MB from the store, cache hit rate {1 - fetched / asked:.0%} by bytes "
-                  f"({files} files cached); plus about {len(ids) * log_bytes / 1e6:,.1f} MB of Delta log read "
-                  "by the jobs' table opens")  # fmt: skip
+                  f"({files} files cached)")  # fmt: skip
+            got = served["bytes"]
+            calls = served["requests"]
+            read = sum(n for k, n in got.items() if k.startswith("GET"))
+            print(f"  the S3 server answered {sum(calls.values()):,} requests, {read / 1e6:,.2f} MB of GETs: "
+                  f"{got.get('GET log', 0) / 1e6:,.2f} MB of Delta log ({calls.get('GET log', 0)} GETs), "
+                  f"{got.get('GET data', 0) / 1e6:,.2f} MB of data files ({calls.get('GET data', 0)} GETs), "
+                  f"{calls.get('GET list', 0)} listings, {calls.get('HEAD data', 0) + calls.get('HEAD log', 0)} "
+                  f"HEADs; per job {read / len(ids) / 1e3:,.1f} kB "
+                  f"({got.get('GET log', 0) / len(ids) / 1e3:,.1f} kB of log)")  # fmt: skip
 
         wave("cold cache")
         wave("warm cache")
