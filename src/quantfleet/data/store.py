@@ -17,18 +17,22 @@ bytes years later.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
+import fsspec
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake import Schema as DeltaSchema
 from deltalake.exceptions import TableNotFoundError
@@ -68,6 +72,35 @@ TABLE_CONFIG = {
     "delta.enableExpiredLogCleanup": "false",
 }
 _META_KEY = "quantfleet"
+_COMMIT_RE = re.compile(r"/(\d{20})\.json$")
+# Columns of MarketDataStore.files(), from get_add_actions(flatten=True). Bump
+# _FILES_FORMAT when they change: it is part of the cache key of a file list.
+_FILE_COLUMNS = {
+    "path": "path",
+    "size_bytes": "size",
+    "num_records": "rows",
+    "min.ts": "min_ts",
+    "max.ts": "max_ts",
+    "partition.frequency": "frequency",
+    "partition.symbol": "symbol",
+    "partition.year": "year",
+    "partition.month": "month",
+}
+_FILES_SCHEMA = pa.schema(
+    [
+        pa.field("path", pa.string()),
+        pa.field("size", pa.int64()),
+        pa.field("rows", pa.int64()),
+        pa.field("min_ts", pa.timestamp("us", tz="UTC")),
+        pa.field("max_ts", pa.timestamp("us", tz="UTC")),
+        pa.field("frequency", pa.string()),
+        pa.field("symbol", pa.string()),
+        pa.field("year", pa.int32()),
+        pa.field("month", pa.int32()),
+    ]
+)
+_FILES_FORMAT = "quantfleet-files-v1"
+_META_FORMAT = "quantfleet-commit-v1"
 _TAG_RE = re.compile(r"^[A-Za-z][A-Za-z0-9._-]{0,63}$")
 ProgressFn = Callable[[int], None]
 
@@ -123,6 +156,7 @@ class MarketDataStore:
         self.cache = cache if is_remote(self.url) else None
         self._tables: dict[tuple[str, int], DeltaTable] = {}
         self._files: dict[int, pa.Table] = {}
+        self._meta: dict[int, dict[str, Any]] = {}
         self._latest: SnapshotId | None = None
 
     @classmethod
@@ -166,17 +200,39 @@ class MarketDataStore:
         proves it is still the newest; the log is replayed only after a change.
         """
         known = self._latest
-        if known is not None:
-            nxt = f"{self.table_url('bars')}/_delta_log/{known + 1:020d}.json"
-            with storage_errors(self.url, self.storage):
-                if not self.storage.filesystem(self.url).exists(nxt):
-                    return known
-        dt = self._open("bars")
+        if known is not None and not self._commit_exists(known + 1):
+            return known
+        # Listing the log names every commit: O(commits), not O(files) as a table load is.
+        log_url = f"{self.table_url('bars')}/_delta_log"
+        with storage_errors(self.url, self.storage):
+            try:
+                names = self.storage.filesystem(self.url).ls(log_url, detail=False)
+            except FileNotFoundError:
+                names = []
+        versions = [int(m.group(1)) for n in names if (m := _COMMIT_RE.search(str(n)))]
+        if versions:
+            self._latest = SnapshotId(max(versions))
+            return self._latest
+        dt = self._open("bars")  # no table yet (or no bucket: delta-rs's error names it)
         self._latest = None if dt is None else SnapshotId(dt.version())
         return self._latest
 
+    def _commit_exists(self, version: int) -> bool:
+        path = f"{self.table_url('bars')}/_delta_log/{version:020d}.json"
+        with storage_errors(self.url, self.storage):
+            return bool(self.storage.filesystem(self.url).exists(path))
+
     def resolve(self, ref: SnapshotRef | None = None) -> SnapshotId:
-        """Return the snapshot id named by ``ref`` (an id, a tag, or None for the newest)."""
+        """Return the snapshot id named by ``ref`` (an id, a tag, or None for the newest).
+
+        A pinned id costs one existence check of its commit file (none once
+        a newer snapshot is known), not a listing of the log.
+        """
+        if ref is not None and not _is_tag(ref):
+            pinned = int(ref)
+            newest = self._latest
+            if pinned >= 0 and ((newest is not None and pinned <= newest) or self._commit_exists(pinned)):
+                return SnapshotId(pinned)
         latest = self.latest()
         if latest is None:
             raise NoDataError(
@@ -185,7 +241,8 @@ class MarketDataStore:
             )
         if ref is None:
             return latest
-        if isinstance(ref, str) and not ref.strip().lstrip("-").isdigit():
+        if _is_tag(ref):
+            assert isinstance(ref, str)
             tags = self.tags()
             if ref not in tags:
                 known = ", ".join(sorted(tags)) or "none yet"
@@ -210,60 +267,78 @@ class MarketDataStore:
         return dt
 
     def files(self, snapshot: SnapshotId) -> pa.Table:
-        """Return the data files of ``snapshot``: path, size, rows, ts range and partition values."""
+        """Return the data files of ``snapshot``: path, size, rows, ts range and partition values.
+
+        A snapshot never changes, so with a cache (remote stores) its file
+        list is kept there as Parquet, keyed by table URL and version: a job
+        on a warm worker reads no Delta log at all, only the files it needs.
+        """
         if snapshot not in self._files:
-            dt = self.bars_table(snapshot)
-            with storage_errors(self.url, self.storage):
-                actions = pa.table(dt.get_add_actions(flatten=True))
-            keep = {
-                "path": "path",
-                "size_bytes": "size",
-                "num_records": "rows",
-                "min.ts": "min_ts",
-                "max.ts": "max_ts",
-                "partition.frequency": "frequency",
-                "partition.symbol": "symbol",
-                "partition.year": "year",
-                "partition.month": "month",
-            }
-            if actions.num_rows == 0:
-                self._files[snapshot] = pa.table(
-                    {
-                        "path": pa.array([], pa.string()),
-                        "size": pa.array([], pa.int64()),
-                        "rows": pa.array([], pa.int64()),
-                        "min_ts": pa.array([], pa.timestamp("us", tz="UTC")),
-                        "max_ts": pa.array([], pa.timestamp("us", tz="UTC")),
-                        "frequency": pa.array([], pa.string()),
-                        "symbol": pa.array([], pa.string()),
-                        "year": pa.array([], pa.int32()),
-                        "month": pa.array([], pa.int32()),
-                    }
-                )
-            else:
-                table = actions.select(list(keep)).rename_columns(list(keep.values()))
-                # The log holds each path URL-encoded (a folder symbol=%5EGSPC is "symbol=%255EGSPC"):
-                # decode once to name the object in the store.
-                paths = pa.array([unquote(p) for p in table.column("path").to_pylist()], pa.string())
-                self._files[snapshot] = table.set_column(0, "path", paths)
+            self._files[snapshot] = self._cached_file_table(snapshot)
         return self._files[snapshot]
 
+    def _cached_file_table(self, snapshot: SnapshotId) -> pa.Table:
+        if self.cache is None:
+            return self._file_table(snapshot)
+        key = f"{self.table_url('bars')}/_delta_log/{int(snapshot):020d}.{_FILES_FORMAT}.parquet"
+        built: list[pa.Table] = []
+
+        def build() -> bytes:
+            built.append(self._file_table(snapshot))
+            sink = pa.BufferOutputStream()
+            pq.write_table(built[0], sink)
+            return bytes(sink.getvalue().to_pybytes())
+
+        path = self.cache.fetch_built(key, build)
+        if built:
+            return built[0]
+        if path is not None:
+            try:
+                return pq.read_table(path)
+            except FileNotFoundError:
+                pass  # evicted by another process between fetch and read
+        return self._file_table(snapshot)
+
+    def _file_table(self, snapshot: SnapshotId) -> pa.Table:
+        """Return the file list of ``snapshot`` from its Delta log."""
+        dt = self.bars_table(snapshot)
+        with storage_errors(self.url, self.storage):
+            actions = pa.table(dt.get_add_actions(flatten=True))
+        if actions.num_rows == 0:
+            return _FILES_SCHEMA.empty_table()
+        table = actions.select(list(_FILE_COLUMNS)).rename_columns(list(_FILE_COLUMNS.values()))
+        # The log holds each path URL-encoded (a folder symbol=%5EGSPC is "symbol=%255EGSPC"):
+        # decode once to name the object in the store.
+        paths = pa.array([unquote(p) for p in table.column("path").to_pylist()], pa.string())
+        return table.set_column(0, "path", paths).cast(_FILES_SCHEMA)
+
     def commit_metadata(self, snapshot: SnapshotId) -> dict[str, Any]:
-        """Return what quantfleet recorded in the commit of ``snapshot``."""
+        """Return what quantfleet recorded in the commit of ``snapshot`` (kept in the cache, like files())."""
+        version = int(snapshot)
+        if version in self._meta:
+            return self._meta[version]
+        meta: dict[str, Any] | None = None
+        if self.cache is not None:
+            key = f"{self.table_url('bars')}/_delta_log/{version:020d}.{_META_FORMAT}.json"
+            path = self.cache.fetch_built(key, lambda: json.dumps(self._read_commit_metadata(version)).encode())
+            if path is not None:
+                with contextlib.suppress(FileNotFoundError):  # evicted meanwhile: read the log
+                    meta = json.loads(Path(path).read_bytes())
+        self._meta[version] = self._read_commit_metadata(version) if meta is None else meta
+        return self._meta[version]
+
+    def _read_commit_metadata(self, snapshot: int) -> dict[str, Any]:
         fs = self.storage.filesystem(self.url)
-        for version in range(int(snapshot), -1, -1):
+        for version in range(snapshot, -1, -1):
             path = f"{self.table_url('bars')}/_delta_log/{version:020d}.json"
             with storage_errors(self.url, self.storage):
                 try:
-                    with fs.open(path, "rb") as fh:
-                        lines = fh.read().decode().splitlines()
+                    info = _commit_info(fs, path)
                 except FileNotFoundError:
                     continue
-            for line in lines:
-                info = json.loads(line).get("commitInfo")
-                if info and _META_KEY in info:
-                    meta: dict[str, Any] = json.loads(info[_META_KEY])
-                    return meta
+            if info and _META_KEY in info:
+                meta: dict[str, Any] = json.loads(info[_META_KEY])
+                return meta
         return {}
 
     # -- reading -------------------------------------------------------------
@@ -684,6 +759,32 @@ def _to_stored(table: pa.Table, freq: Frequency) -> pa.Table:
     freq_col = pa.repeat(pa.scalar(freq.value), table.num_rows)
     columns = [freq_col, table.column("symbol"), year, month, *table.select(STORED_BARS_SCHEMA.names[4:]).columns]
     return pa.Table.from_arrays(columns, schema=STORED_BARS_SCHEMA)
+
+
+def _commit_info(fs: fsspec.AbstractFileSystem, path: str) -> dict[str, Any] | None:
+    """Return the commitInfo action of one commit file, reading only as much of it as needed.
+
+    delta-rs writes commitInfo first, and an ingest's commit holds an add
+    action per file (megabytes for a big ingest): read the head, and more
+    only if the line is not complete.
+    """
+    size = 1 << 16
+    while True:
+        data = fs.cat_file(path, start=0, end=size)
+        whole = len(data) < size
+        lines = data.split(b"\n")
+        for line in lines if whole else lines[:-1]:
+            if line.strip():
+                info: dict[str, Any] | None = json.loads(line).get("commitInfo")
+                if info is not None:
+                    return info
+        if whole:
+            return None
+        size *= 4
+
+
+def _is_tag(ref: SnapshotRef) -> bool:
+    return isinstance(ref, str) and not ref.strip().lstrip("-").isdigit()
 
 
 def _fmt(ts_us: int) -> str:
