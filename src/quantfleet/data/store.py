@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import logging
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -101,6 +102,10 @@ _FILES_SCHEMA = pa.schema(
 )
 _FILES_FORMAT = "quantfleet-files-v1"
 _META_FORMAT = "quantfleet-commit-v1"
+# When to write a Delta checkpoint (see MarketDataStore._checkpoint).
+CHECKPOINT_FILES = 100
+CHECKPOINT_EVERY = 10
+log = logging.getLogger(__name__)
 _TAG_RE = re.compile(r"^[A-Za-z][A-Za-z0-9._-]{0,63}$")
 ProgressFn = Callable[[int], None]
 
@@ -593,6 +598,27 @@ class MarketDataStore:
                 committed = True
             writer.abort(delete=not committed)  # files in no snapshot go; a committed file must stay
             raise
+        self._checkpoint(added_files=len(actions))
+
+    def _checkpoint(self, *, added_files: int) -> None:
+        """Write a Delta checkpoint after an append of many files, or one that lands on every tenth version.
+
+        A reader that loads a version then reads one Parquet checkpoint instead
+        of every commit's JSON (an add action per file: megabytes for a big
+        ingest). The commit stands either way, so a failure here only warns.
+        """
+        version = self.latest()
+        if version is None or (added_files < CHECKPOINT_FILES and (version == 0 or version % CHECKPOINT_EVERY)):
+            return
+        try:
+            dt = self._open("bars", int(version))
+            assert dt is not None
+            with storage_errors(self.url, self.storage):
+                dt.create_checkpoint()
+        except Exception as exc:
+            log.warning(
+                "snapshot %s is committed, but its Delta checkpoint failed (%s); readers replay the log", version, exc
+            )
 
     def _commit_actions(self, actions: list[AddAction], commit: CommitProperties) -> None:
         url = self.table_url("bars")

@@ -138,3 +138,20 @@ def test_peak_memory_of_an_ingest_does_not_grow_with_its_size() -> None:
     assert extra_rows > 900_000
     per_bar = (runs[1]["growth"] - runs[0]["growth"]) / extra_rows
     assert per_bar < 40, f"peak memory grew {per_bar:.0f} bytes per extra bar ({runs})"
+
+
+def test_an_append_of_many_files_writes_a_checkpoint(
+    store: MarketDataStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("quantfleet.data.store.CHECKPOINT_FILES", 4)
+    log = tmp_path / "data" / "bars" / "_delta_log"
+    store.ingest_bars([_bars(["AAA"], date(2020, 1, 1), date(2020, 12, 31))], frequency="1d")  # one file: no checkpoint
+    store.ingest_bars([_bars(["BBB"], date(2021, 1, 1), date(2021, 12, 31))], frequency="1d")  # one file: none
+    files_before = store.files(store.resolve(1))
+    store.ingest_bars([_bars(["CCC", "DDD"], date(2021, 1, 1), date(2022, 12, 31))], frequency="1d")  # four files
+    assert sorted(p.name for p in log.glob("*.checkpoint.parquet")) == ["00000000000000000002.checkpoint.parquet"]
+    assert json.loads((log / "_last_checkpoint").read_text())["version"] == 2
+    fresh = MarketDataStore(store.url)
+    assert fresh.files(fresh.resolve(2)).num_rows == 1 + 1 + 4
+    assert fresh.files(fresh.resolve(1)).sort_by("path").equals(files_before.sort_by("path"))
+    assert [s.symbol for s in fresh.catalog()] == ["AAA", "BBB", "CCC", "DDD"]
