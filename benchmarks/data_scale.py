@@ -2,24 +2,27 @@
 
 Run ``python benchmarks/data_scale.py`` (``--help`` lists every option with its default). The
 defaults are the issue's full size: ``--symbols 500 --years 10`` (about 490 million one-minute
-bars, 11 GB on the store), then ``--jobs 100`` jobs over ``--distinct 20`` symbol-years on
-``--slots 2``. moto's S3 server keeps every object in memory, so the full size needs about 15 GB
-of free memory for it and, on one process, about 20-40 minutes of ingest; on a shared machine
-run a smaller ``--symbols`` and extrapolate from the printed rows/s and bytes/row (the jobs'
-figures do not depend on the size of the store: each job reads one symbol-year).
+bars, 11 GB on the store) in one snapshot, then ``--jobs 100`` jobs over ``--distinct 20``
+symbol-years on ``--slots 2``. moto's S3 server keeps every object in memory, so the full size
+needs about 15 GB of free memory for it and, on one process, about 15-30 minutes of ingest; on a
+shared machine run a smaller ``--symbols`` and extrapolate from the printed rows/s and bytes/row
+(the jobs' figures do not depend on the size of the store: each job reads one symbol-year).
 
 1. **Ingest**: seeded synthetic one-minute bars, generated one symbol at a time and streamed into
-   one snapshot in ``s3://bench/data`` on moto's S3 server (loopback), with a progress bar:
-   rows/s (generation included), bytes on the store, and the peak memory of this process and of
-   the S3 server (the ingest's own memory stays bounded: one symbol's bars in flight, and the
-   seen-timestamp check keeps runs, not timestamps).
+   one snapshot (``--commit-symbols 0``, the default; N commits every N symbols) in
+   ``s3://bench/data`` on moto's S3 server (loopback), with a progress bar: rows/s (generation
+   included), bytes on the store, and the peak memory of this process and of the S3 server. The
+   ingest's memory stays bounded whatever the size: each partition's file is written as soon as
+   it is complete (one symbol's bars in flight), and the seen-timestamp check keeps runs.
 2. **Backtests through the cache**: ``--jobs`` SMA-crossover jobs, each on one symbol-year of
    minute bars (drawn with a fixed seed from ``--distinct`` symbol-years, so repeats are what a
    team's traffic looks like), submitted at once to a local worker (forkserver launcher: the
    sandbox cannot read remote data yet) whose children read through the worker's file cache.
-   Printed: wall time, jobs/min, bytes the jobs asked for, bytes fetched from the store (the
-   cache's growth: every miss writes one file there; nothing is evicted at this size), and the
-   hit rate by bytes. Then the same jobs again on the warm cache.
+   Printed: wall time, jobs/min, bytes the jobs asked for, bytes fetched into the cache, and the
+   hit rate by bytes; then what the S3 server answered while the jobs ran (it counts the bytes it
+   serves, see ``benchmarks/_counting_s3.py``): Delta-log and data-file GETs, listings and HEADs.
+   Then the same jobs again on the warm cache, where a job reads no Delta log (the snapshot's file
+   list is cached on the worker) and fetches only the data files it misses.
 """
 
 from __future__ import annotations
@@ -73,9 +76,8 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=100, help="backtest jobs, one symbol-year each")
     parser.add_argument("--distinct", type=int, default=20, help="distinct symbol-years the jobs draw from")
     parser.add_argument("--slots", type=int, default=2, help="worker slots")
-    parser.add_argument("--commit-symbols", type=int, default=10,
-                        help="symbols per commit (each a snapshot; 0: all in one, which needs ~140 bytes of "
-                        "memory per bar)")  # fmt: skip
+    parser.add_argument("--commit-symbols", type=int, default=0,
+                        help="symbols per commit (each a snapshot); 0: all in one snapshot")  # fmt: skip
     parser.add_argument("--keep", action="store_true", help="keep the work folder (store, cache, database)")
     args = parser.parse_args()
 
@@ -127,7 +129,7 @@ def main() -> int:
         step = args.commit_symbols or len(symbols)
         with _progress() as bar:
             task = bar.add_task("ingest", total=len(symbols))
-            for lo in range(0, len(symbols), step):  # delta-rs holds a commit's partitions in memory until it ends
+            for lo in range(0, len(symbols), step):
                 store.ingest_bars(batches(symbols[lo : lo + step], lo, bar, task), frequency="1m", source="bench")
         ingest = time.perf_counter() - started
         objects = [o for page in s3.get_paginator("list_objects_v2").paginate(Bucket="bench")
@@ -140,8 +142,8 @@ def main() -> int:
               f"{rows / ingest:,.0f} rows/s (generation included), {stored / 1e6:,.1f} MB on the store, "
               f"{stored / rows:.1f} bytes/row; peak memory {_peak_mb():,.0f} MB here, "
               f"{_peak_mb(moto.pid):,.0f} MB in the S3 server")  # fmt: skip
-        print(f"  {len(objects):,} objects; the Delta log is {log_bytes / 1e6:,.1f} MB, which every job reads "
-              "when it opens the table (not through the file cache)")  # fmt: skip
+        print(f"  {len(objects):,} objects; the Delta log is {log_bytes / 1e6:,.1f} MB (a worker reads it once "
+              "per snapshot, then keeps the snapshot's file list in its cache)")  # fmt: skip
         expected = 500 * 10 * rows / (args.symbols * args.years)
         if (args.symbols, args.years) != (500, 10):
             gb = expected * stored / rows / 1e9
