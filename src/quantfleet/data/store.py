@@ -202,7 +202,8 @@ class MarketDataStore:
 
         Commits are numbered files in the Delta log, so once a version is known,
         checking that the next commit file does not exist (one stat or HEAD)
-        proves it is still the newest; the log is replayed only after a change.
+        proves it is still the newest; after a change the log folder is listed
+        (its commit files' names), never replayed.
         """
         known = self._latest
         if known is not None and not self._commit_exists(known + 1):
@@ -544,8 +545,10 @@ class MarketDataStore:
             self._append_bars(stream, state, source)
         else:
             self._merge_bars(pa.concat_tables(list(stream)).combine_chunks(), self._commit("ingest", source))
+        snapshot = self.latest()  # a listing of the log, not a load of the table
+        assert snapshot is not None
         return IngestResult(
-            snapshot=SnapshotId(self._open("bars").version()),  # type: ignore[union-attr]
+            snapshot=snapshot,
             rows=state.rows,
             symbols=tuple(sorted(state.seen)),
             notes=state.notes,

@@ -27,6 +27,7 @@ never drops a row).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import logging
@@ -117,7 +118,12 @@ class PartitionFileWriter:
         if not paths or not delete:
             return
         try:
-            self.fs.rm(paths)
+            if self.local:
+                for path in paths:
+                    with contextlib.suppress(FileNotFoundError):  # its write had not begun
+                        self.fs.rm_file(path)
+            else:
+                self.fs.rm(paths)  # one bulk request per 1,000 keys; missing keys are no error
         except Exception as exc:  # the ingest already failed; this must not hide why
             log.warning(
                 "could not delete %d uncommitted data files under %s (%s); they are in no snapshot",
