@@ -18,9 +18,9 @@ shared machine run a smaller ``--symbols`` and extrapolate from the printed rows
    minute bars (drawn with a fixed seed from ``--distinct`` symbol-years, so repeats are what a
    team's traffic looks like), submitted at once to a local worker (forkserver launcher: the
    sandbox cannot read remote data yet) whose children read through the worker's file cache.
-   Printed: wall time, jobs/min, bytes the jobs asked for, bytes fetched into the cache, and the
-   hit rate by bytes; then what the S3 server answered while the jobs ran (it counts the bytes it
-   serves, see ``benchmarks/_counting_s3.py``): Delta-log and data-file GETs, listings and HEADs.
+   Printed: wall time, jobs/min, bytes the jobs asked for, bytes of data files fetched from the
+   store and the hit rate by bytes, and what else the S3 server answered while the jobs ran (it
+   counts the bytes it serves, see ``benchmarks/_counting_s3.py``): Delta-log GETs, listings, HEADs.
    Then the same jobs again on the warm cache, where a job reads no Delta log (the snapshot's file
    list is cached on the worker) and fetches only the data files it misses.
 """
@@ -196,13 +196,14 @@ def main() -> int:
             after, files = _folder_bytes(root / "cache")
             per_year = (stored - log_bytes) / len(pool)  # symbol-years are the same size: bytes one job asks for
             asked = per_year * len(picks)
-            fetched = after - before
-            print(f"{label}: {len(ids)} jobs ({len(set(picks))} distinct symbol-years, {args.slots} slots) in "
-                  f"{wall:.1f} s, {60 * len(ids) / wall:.0f} jobs/min; asked {asked / 1e6:,.1f} MB, fetched "
-                  f"{fetched / 1e6:,.1f} MB from the store, cache hit rate {1 - fetched / asked:.0%} by bytes "
-                  f"({files} files cached)")  # fmt: skip
             got = served["bytes"]
             calls = served["requests"]
+            fetched = got.get("GET data", 0)  # as the S3 server counted them
+            print(f"{label}: {len(ids)} jobs ({len(set(picks))} distinct symbol-years, {args.slots} slots) in "
+                  f"{wall:.1f} s, {60 * len(ids) / wall:.0f} jobs/min; asked {asked / 1e6:,.1f} MB, fetched "
+                  f"{fetched / 1e6:,.1f} MB of data files from the store, cache hit rate {1 - fetched / asked:.0%} "
+                  f"by bytes; the cache grew {(after - before) / 1e6:,.1f} MB ({files} files cached, the "
+                  "snapshot's file list among them)")  # fmt: skip
             read = sum(n for k, n in got.items() if k.startswith("GET"))
             print(f"  the S3 server answered {sum(calls.values()):,} requests, {read / 1e6:,.2f} MB of GETs: "
                   f"{got.get('GET log', 0) / 1e6:,.2f} MB of Delta log ({calls.get('GET log', 0)} GETs), "
