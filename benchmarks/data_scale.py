@@ -2,29 +2,33 @@
 
 Run ``python benchmarks/data_scale.py`` (``--help`` lists every option with its default). The
 defaults are the issue's full size: ``--symbols 500 --years 10`` (about 490 million one-minute
-bars, 11 GB on the store), then ``--jobs 100`` jobs over ``--distinct 20`` symbol-years on
-``--slots 2``. moto's S3 server keeps every object in memory, so the full size needs about 15 GB
-of free memory for it and, on one process, about 20-40 minutes of ingest; on a shared machine
-run a smaller ``--symbols`` and extrapolate from the printed rows/s and bytes/row (the jobs'
-figures do not depend on the size of the store: each job reads one symbol-year).
+bars, 11 GB on the store) in one snapshot, then ``--jobs 100`` jobs over ``--distinct 20``
+symbol-years on ``--slots 2``. moto's S3 server keeps every object in memory, so the full size
+needs about 15 GB of free memory for it and, on one process, about 15-30 minutes of ingest; on a
+shared machine run a smaller ``--symbols`` and extrapolate from the printed rows/s and bytes/row
+(the jobs' figures do not depend on the size of the store: each job reads one symbol-year).
 
 1. **Ingest**: seeded synthetic one-minute bars, generated one symbol at a time and streamed into
-   one snapshot in ``s3://bench/data`` on moto's S3 server (loopback), with a progress bar:
-   rows/s (generation included), bytes on the store, and the peak memory of this process and of
-   the S3 server (the ingest's own memory stays bounded: one symbol's bars in flight, and the
-   seen-timestamp check keeps runs, not timestamps).
+   one snapshot (``--commit-symbols 0``, the default; N commits every N symbols) in
+   ``s3://bench/data`` on moto's S3 server (loopback), with a progress bar: rows/s (generation
+   included), bytes on the store, and the peak memory of this process and of the S3 server. The
+   ingest's memory stays bounded whatever the size: each partition's file is written as soon as
+   it is complete (one symbol's bars in flight), and the seen-timestamp check keeps runs.
 2. **Backtests through the cache**: ``--jobs`` SMA-crossover jobs, each on one symbol-year of
    minute bars (drawn with a fixed seed from ``--distinct`` symbol-years, so repeats are what a
    team's traffic looks like), submitted at once to a local worker (forkserver launcher: the
    sandbox cannot read remote data yet) whose children read through the worker's file cache.
-   Printed: wall time, jobs/min, bytes the jobs asked for, bytes fetched from the store (the
-   cache's growth: every miss writes one file there; nothing is evicted at this size), and the
-   hit rate by bytes. Then the same jobs again on the warm cache.
+   Printed: wall time, jobs/min, bytes the jobs asked for, bytes of data files fetched from the
+   store and the hit rate by bytes, and what else the S3 server answered while the jobs ran (it
+   counts the bytes it serves, see ``benchmarks/_counting_s3.py``): Delta-log GETs, listings, HEADs.
+   Then the same jobs again on the warm cache, where a job reads no Delta log (the snapshot's file
+   list is cached on the worker) and fetches only the data files it misses.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import shutil
@@ -34,6 +38,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from datetime import date
 from pathlib import Path
 
@@ -71,9 +76,8 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=100, help="backtest jobs, one symbol-year each")
     parser.add_argument("--distinct", type=int, default=20, help="distinct symbol-years the jobs draw from")
     parser.add_argument("--slots", type=int, default=2, help="worker slots")
-    parser.add_argument("--commit-symbols", type=int, default=10,
-                        help="symbols per commit (each a snapshot; 0: all in one, which needs ~140 bytes of "
-                        "memory per bar)")  # fmt: skip
+    parser.add_argument("--commit-symbols", type=int, default=0,
+                        help="symbols per commit (each a snapshot); 0: all in one snapshot")  # fmt: skip
     parser.add_argument("--keep", action="store_true", help="keep the work folder (store, cache, database)")
     args = parser.parse_args()
 
@@ -92,7 +96,7 @@ def main() -> int:
     with __import__("socket").socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    moto = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+    moto = subprocess.Popen([sys.executable, str(ROOT / "benchmarks" / "_counting_s3.py"), str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     endpoint = f"http://127.0.0.1:{port}"
     pause = threading.Event()
@@ -125,7 +129,7 @@ def main() -> int:
         step = args.commit_symbols or len(symbols)
         with _progress() as bar:
             task = bar.add_task("ingest", total=len(symbols))
-            for lo in range(0, len(symbols), step):  # delta-rs holds a commit's partitions in memory until it ends
+            for lo in range(0, len(symbols), step):
                 store.ingest_bars(batches(symbols[lo : lo + step], lo, bar, task), frequency="1m", source="bench")
         ingest = time.perf_counter() - started
         objects = [o for page in s3.get_paginator("list_objects_v2").paginate(Bucket="bench")
@@ -138,8 +142,8 @@ def main() -> int:
               f"{rows / ingest:,.0f} rows/s (generation included), {stored / 1e6:,.1f} MB on the store, "
               f"{stored / rows:.1f} bytes/row; peak memory {_peak_mb():,.0f} MB here, "
               f"{_peak_mb(moto.pid):,.0f} MB in the S3 server")  # fmt: skip
-        print(f"  {len(objects):,} objects; the Delta log is {log_bytes / 1e6:,.1f} MB, which every job reads "
-              "when it opens the table (not through the file cache)")  # fmt: skip
+        print(f"  {len(objects):,} objects; the Delta log is {log_bytes / 1e6:,.1f} MB (a worker reads it once "
+              "per snapshot, then keeps the snapshot's file list in its cache)")  # fmt: skip
         expected = 500 * 10 * rows / (args.symbols * args.years)
         if (args.symbols, args.years) != (500, 10):
             gb = expected * stored / rows / 1e9
@@ -164,8 +168,16 @@ def main() -> int:
 
         busy = {JobState.QUEUED, JobState.RUNNING}
 
+        def counters(reset: bool = False) -> dict[str, dict[str, int]]:
+            """Return the bytes and requests the S3 server answered, by method and kind of key."""
+            request = urllib.request.Request(f"{endpoint}/__counters", method="POST" if reset else "GET")
+            with urllib.request.urlopen(request, timeout=10) as answer:
+                body: dict[str, dict[str, int]] = json.loads(answer.read())
+                return body
+
         def wave(label: str) -> None:
             before, _ = _folder_bytes(root / "cache")
+            counters(reset=True)
             started = time.perf_counter()
             ids = [service.submit(JobSpec(code=code, universe=(s,), snapshot=snapshot, frequency=Frequency.parse("1m"),
                                           start=date(y, 1, 1), end=date(y, 12, 31), owner="bench",
@@ -180,15 +192,25 @@ def main() -> int:
             wall = time.perf_counter() - started
             failed = [service.get(i) for i in ids if service.get(i).state is not JobState.SUCCEEDED]
             assert not failed, failed[0].error
+            served = counters()
             after, files = _folder_bytes(root / "cache")
             per_year = (stored - log_bytes) / len(pool)  # symbol-years are the same size: bytes one job asks for
             asked = per_year * len(picks)
-            fetched = after - before
+            got = served["bytes"]
+            calls = served["requests"]
+            fetched = got.get("GET data", 0)  # as the S3 server counted them
             print(f"{label}: {len(ids)} jobs ({len(set(picks))} distinct symbol-years, {args.slots} slots) in "
                   f"{wall:.1f} s, {60 * len(ids) / wall:.0f} jobs/min; asked {asked / 1e6:,.1f} MB, fetched "
-                  f"{fetched / 1e6:,.1f} MB from the store, cache hit rate {1 - fetched / asked:.0%} by bytes "
-                  f"({files} files cached); plus about {len(ids) * log_bytes / 1e6:,.1f} MB of Delta log read "
-                  "by the jobs' table opens")  # fmt: skip
+                  f"{fetched / 1e6:,.1f} MB of data files from the store, cache hit rate {1 - fetched / asked:.0%} "
+                  f"by bytes; the cache grew {(after - before) / 1e6:,.1f} MB ({files} files cached, the "
+                  "snapshot's file list among them)")  # fmt: skip
+            read = sum(n for k, n in got.items() if k.startswith("GET"))
+            print(f"  the S3 server answered {sum(calls.values()):,} requests, {read / 1e6:,.2f} MB of GETs: "
+                  f"{got.get('GET log', 0) / 1e6:,.2f} MB of Delta log ({calls.get('GET log', 0)} GETs), "
+                  f"{got.get('GET data', 0) / 1e6:,.2f} MB of data files ({calls.get('GET data', 0)} GETs), "
+                  f"{calls.get('GET list', 0)} listings, {calls.get('HEAD data', 0) + calls.get('HEAD log', 0)} "
+                  f"HEADs; per job {read / len(ids) / 1e3:,.1f} kB "
+                  f"({got.get('GET log', 0) / len(ids) / 1e3:,.1f} kB of log)")  # fmt: skip
 
         wave("cold cache")
         wave("warm cache")

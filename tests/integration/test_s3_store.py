@@ -13,6 +13,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
+from deltalake.exceptions import DeltaError
 
 from quantfleet.core.errors import DataError, StorageUnavailable
 from quantfleet.core.settings import Settings
@@ -36,7 +37,12 @@ def _ipc(table: pa.Table) -> bytes:
 
 
 def _cached_files(root: Path) -> list[Path]:
-    return sorted(p for p in root.rglob("*") if p.is_file())
+    """Return the data files in a cache folder (not the snapshots' file lists and commit metadata)."""
+    return sorted(p for p in root.rglob("*") if p.is_file() and ".quantfleet-" not in p.name)
+
+
+def _cached_snapshot_files(root: Path) -> list[str]:
+    return sorted(p.name.split("-", 1)[1] for p in root.rglob("*.quantfleet-*"))
 
 
 @pytest.fixture(scope="module")
@@ -115,6 +121,38 @@ def test_snapshots_on_s3_keep_their_history_and_pinned_reads(s3_store: MarketDat
     assert not before.table.column("close").equals(fix.column("close"))
 
 
+def _keys(s3_client: Any, bucket: str, prefix: str) -> set[str]:
+    pages = s3_client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    return {o["Key"] for page in pages for o in page.get("Contents", [])}
+
+
+def test_a_failed_ingest_on_s3_commits_nothing_and_deletes_its_uploads(
+    filled: MarketDataStore, market: VendorData, s3_client: Any, s3_bucket: str
+) -> None:
+    before = _keys(s3_client, s3_bucket, "research/prices/")
+    pinned = _ipc(filled.read_bars(SYMBOLS).table)
+    minutes = synthetic_bars(["DDD"], start=date(2022, 1, 1), end=date(2022, 4, 30), frequency="1m").bars
+
+    def batches() -> Iterator[pa.Table]:
+        yield minutes  # four months: three uploaded before the next batch arrives
+        raise OSError("the vendor hung up")
+
+    with pytest.raises(OSError, match="hung up"):
+        filled.ingest_bars(batches(), frequency="1m", source="halfway")
+    assert _keys(s3_client, s3_bucket, "research/prices/") == before
+    other = _reopen(filled)
+    assert other.latest() == 0
+    assert _ipc(other.read_bars(SYMBOLS).table) == pinned
+
+    result = other.ingest_bars([minutes], frequency="1m", source="again")
+    assert result.snapshot == 1
+    assert [s.files for s in other.catalog() if s.symbol == "DDD"] == [4]
+    april = other.read_bars("DDD", start="2022-04-01", end="2022-04-30", frequency="1m")
+    assert len(april.files_read) == 1
+    assert "/month=4/" in april.files_read[0]
+    assert len(april) == pc.sum(pc.equal(pc.month(minutes.column("ts")), 4)).as_py()
+
+
 def test_tags_live_in_tags_json_on_s3(
     filled: MarketDataStore, market: VendorData, s3_client: Any, s3_bucket: str
 ) -> None:
@@ -164,6 +202,7 @@ def test_store_from_settings_reads_s3_through_the_cache(
     bars = store.read_bars("CCC")
     assert len(bars) == market.bars.filter(pc.equal(market.bars.column("symbol"), "CCC")).num_rows
     assert len(_cached_files(tmp_path / "cache")) == len(bars.files_read)
+    assert _cached_snapshot_files(tmp_path / "cache") == ["00000000000000000000.quantfleet-files-v1.parquet"]
 
 
 # -- the local cache ----------------------------------------------------------
@@ -179,13 +218,38 @@ def test_first_read_downloads_into_the_cache_and_the_second_hits_it(filled: Mark
     files = _cached_files(tmp_path / "cache")
     assert len(files) == n
     assert not [f for f in files if f.name.endswith(".part")]
-    assert cache.size_bytes() == sum(f.stat().st_size for f in files)
+    assert cache.size_bytes() == sum(f.stat().st_size for f in (tmp_path / "cache").rglob("*") if f.is_file())
 
     second = filled.read_bars(SYMBOLS)
     assert (cache.misses, cache.hits) == (n, n)
     assert _ipc(second.table) == _ipc(first.table)
     direct = _reopen(filled).read_bars(SYMBOLS)  # no cache: straight from S3
     assert _ipc(direct.table) == _ipc(first.table)
+
+
+def test_a_job_on_a_warm_worker_reads_no_delta_log(
+    filled: MarketDataStore, market: VendorData, s3_client: Any, s3_bucket: str, tmp_path: Path
+) -> None:
+    """Prove it by breaking the log after the first read: a fresh store on the same cache still reads."""
+    filled.ingest_corporate_actions(market.actions)  # snapshot 1 points at a corporate-actions version
+    cache = FileCache(tmp_path / "worker-cache", capacity_bytes=GIB)
+    first = _reopen(filled, cache)
+    want = first.read_bars("AAA", snapshot=1, adjustment="splits")
+    assert first.corporate_actions(1).num_rows > 0
+    assert _cached_snapshot_files(tmp_path / "worker-cache") == [
+        "00000000000000000001.quantfleet-commit-v1.json",
+        "00000000000000000001.quantfleet-files-v1.parquet",
+    ]
+    log = "research/prices/bars/_delta_log/"
+    for key in _keys(s3_client, s3_bucket, log):
+        if key.endswith(".json"):  # still there (a pinned snapshot's commit is checked), but unreadable
+            s3_client.put_object(Bucket=s3_bucket, Key=key, Body=b"not a delta log")
+    job = _reopen(filled, cache)  # a new child process on the same worker
+    got = job.read_bars("AAA", snapshot=1, adjustment="splits")
+    assert _ipc(got.table) == _ipc(want.table)
+    assert [s.symbol for s in job.catalog(1)] == SYMBOLS
+    with pytest.raises(DeltaError, match="Json error"):
+        _reopen(filled).read_bars("AAA", snapshot=1)  # without the cache the log is read, and broken
 
 
 def _root_is_a_file(tmp_path: Path) -> Path:

@@ -18,6 +18,7 @@ import logging
 import os
 import threading
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import fsspec
@@ -65,7 +66,7 @@ class FileCache:
                         "directly from the object store, which is slower. Set QUANTFLEET_CACHE_DIR to a "
                         "writable folder to enable the cache."
                     )
-                    warnings.warn(message, RuntimeWarning, stacklevel=3)
+                    warnings.warn(message, RuntimeWarning, stacklevel=4)
                     log.warning(message)
         return self._usable
 
@@ -81,9 +82,24 @@ class FileCache:
         Errors reading ``url`` from ``fs`` propagate; errors writing the cache
         folder warn and return None, so the caller reads ``url`` directly.
         """
+        # Delta data files are tens of MB at most; s3fs fetches large ones in
+        # parallel ranges. Reading first keeps remote errors apart from local ones.
+        return self._get(url, lambda: fs.cat_file(url), count=True)
+
+    def fetch_built(self, key: str, build: Callable[[], bytes]) -> str | None:
+        """Return a local path holding the bytes ``build()`` made for ``key``, calling it only on a miss.
+
+        For things derived from immutable files, such as the file list of one
+        snapshot: ``key`` must name exactly one content forever. They share the
+        folder and its eviction with data files but not the hit and miss
+        counters, which count data files. Errors of ``build`` propagate.
+        """
+        return self._get(key, build, count=False)
+
+    def _get(self, key: str, load: Callable[[], bytes], *, count: bool) -> str | None:
         if not self._check_usable():
             return None
-        target = self.path_for(url)
+        target = self.path_for(key)
         try:
             os.utime(target)  # a hit: mark as recently used
         except (FileNotFoundError, NotADirectoryError):
@@ -91,15 +107,15 @@ class FileCache:
         except OSError:
             return None
         else:
-            with self._lock:  # reader threads share the counters
-                self.hits += 1
+            if count:
+                with self._lock:  # reader threads share the counters
+                    self.hits += 1
             return str(target)
-        with self._lock:
-            self.misses += 1
-        # Delta data files are tens of MB at most; s3fs fetches large ones in
-        # parallel ranges. Reading first keeps remote errors apart from local ones.
-        data = fs.cat_file(url)
-        if not self._place(url, target, data):
+        if count:
+            with self._lock:
+                self.misses += 1
+        data = load()
+        if not self._place(key, target, data):
             return None
         self._added(len(data), keep=target)
         return str(target)
@@ -118,7 +134,7 @@ class FileCache:
                 f"could not cache {url} in {self.root} ({exc.strerror or exc}); reading it directly. "
                 "Free space there or set QUANTFLEET_CACHE_DIR to a writable folder.",
                 RuntimeWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
             return False
         return True

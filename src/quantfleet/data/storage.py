@@ -19,7 +19,7 @@ from typing import Any
 
 import fsspec
 
-from quantfleet.core.errors import StorageUnavailable
+from quantfleet.core.errors import QuantfleetError, StorageUnavailable
 
 __all__ = ["StorageOptions", "is_remote", "normalize_url", "storage_errors"]
 
@@ -132,7 +132,7 @@ def storage_errors(url: str, options: StorageOptions) -> Iterator[None]:
     """Re-raise connection failures and a missing bucket under ``url`` as :class:`StorageUnavailable`."""
     try:
         yield
-    except StorageUnavailable:
+    except QuantfleetError:  # ours (bad bars halfway through a streamed write) say what they mean
         raise
     except Exception as exc:  # delta-rs, botocore and aiohttp raise many kinds
         if not is_remote(url):

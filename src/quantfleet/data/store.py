@@ -17,19 +17,27 @@ bytes years later.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
+import logging
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
+import fsspec
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from deltalake import CommitProperties, DeltaTable, write_deltalake
+from deltalake import Schema as DeltaSchema
 from deltalake.exceptions import TableNotFoundError
+from deltalake.transaction import AddAction, RemoveAction, create_table_with_add_actions
 
 from quantfleet.core.errors import (
     DataError,
@@ -53,6 +61,7 @@ from quantfleet.data.schema import (
 )
 from quantfleet.data.storage import StorageOptions, is_remote, normalize_url, storage_errors
 from quantfleet.data.validate import OffSession, ValidationNotes, check_bars, coerce_bars
+from quantfleet.data.writer import PartitionFileWriter
 
 __all__ = ["IngestResult", "MarketDataStore", "SnapshotInfo", "SymbolSummary"]
 
@@ -64,6 +73,39 @@ TABLE_CONFIG = {
     "delta.enableExpiredLogCleanup": "false",
 }
 _META_KEY = "quantfleet"
+_COMMIT_RE = re.compile(r"/(\d{20})\.json$")
+# Columns of MarketDataStore.files(), from get_add_actions(flatten=True). Bump
+# _FILES_FORMAT when they change: it is part of the cache key of a file list.
+_FILE_COLUMNS = {
+    "path": "path",
+    "size_bytes": "size",
+    "num_records": "rows",
+    "min.ts": "min_ts",
+    "max.ts": "max_ts",
+    "partition.frequency": "frequency",
+    "partition.symbol": "symbol",
+    "partition.year": "year",
+    "partition.month": "month",
+}
+_FILES_SCHEMA = pa.schema(
+    [
+        pa.field("path", pa.string()),
+        pa.field("size", pa.int64()),
+        pa.field("rows", pa.int64()),
+        pa.field("min_ts", pa.timestamp("us", tz="UTC")),
+        pa.field("max_ts", pa.timestamp("us", tz="UTC")),
+        pa.field("frequency", pa.string()),
+        pa.field("symbol", pa.string()),
+        pa.field("year", pa.int32()),
+        pa.field("month", pa.int32()),
+    ]
+)
+_FILES_FORMAT = "quantfleet-files-v1"
+_META_FORMAT = "quantfleet-commit-v1"
+# When to write a Delta checkpoint (see MarketDataStore._checkpoint).
+CHECKPOINT_FILES = 100
+CHECKPOINT_EVERY = 10
+log = logging.getLogger(__name__)
 _TAG_RE = re.compile(r"^[A-Za-z][A-Za-z0-9._-]{0,63}$")
 ProgressFn = Callable[[int], None]
 
@@ -119,6 +161,7 @@ class MarketDataStore:
         self.cache = cache if is_remote(self.url) else None
         self._tables: dict[tuple[str, int], DeltaTable] = {}
         self._files: dict[int, pa.Table] = {}
+        self._meta: dict[int, dict[str, Any]] = {}
         self._latest: SnapshotId | None = None
 
     @classmethod
@@ -159,20 +202,43 @@ class MarketDataStore:
 
         Commits are numbered files in the Delta log, so once a version is known,
         checking that the next commit file does not exist (one stat or HEAD)
-        proves it is still the newest; the log is replayed only after a change.
+        proves it is still the newest; after a change the log folder is listed
+        (its commit files' names), never replayed.
         """
         known = self._latest
-        if known is not None:
-            nxt = f"{self.table_url('bars')}/_delta_log/{known + 1:020d}.json"
-            with storage_errors(self.url, self.storage):
-                if not self.storage.filesystem(self.url).exists(nxt):
-                    return known
-        dt = self._open("bars")
+        if known is not None and not self._commit_exists(known + 1):
+            return known
+        # Listing the log names every commit: O(commits), not O(files) as a table load is.
+        log_url = f"{self.table_url('bars')}/_delta_log"
+        with storage_errors(self.url, self.storage):
+            try:
+                names = self.storage.filesystem(self.url).ls(log_url, detail=False)
+            except FileNotFoundError:
+                names = []
+        versions = [int(m.group(1)) for n in names if (m := _COMMIT_RE.search(str(n)))]
+        if versions:
+            self._latest = SnapshotId(max(versions))
+            return self._latest
+        dt = self._open("bars")  # no table yet (or no bucket: delta-rs's error names it)
         self._latest = None if dt is None else SnapshotId(dt.version())
         return self._latest
 
+    def _commit_exists(self, version: int) -> bool:
+        path = f"{self.table_url('bars')}/_delta_log/{version:020d}.json"
+        with storage_errors(self.url, self.storage):
+            return bool(self.storage.filesystem(self.url).exists(path))
+
     def resolve(self, ref: SnapshotRef | None = None) -> SnapshotId:
-        """Return the snapshot id named by ``ref`` (an id, a tag, or None for the newest)."""
+        """Return the snapshot id named by ``ref`` (an id, a tag, or None for the newest).
+
+        A pinned id costs one existence check of its commit file (none once
+        a newer snapshot is known), not a listing of the log.
+        """
+        if ref is not None and not _is_tag(ref):
+            pinned = int(ref)
+            newest = self._latest
+            if pinned >= 0 and ((newest is not None and pinned <= newest) or self._commit_exists(pinned)):
+                return SnapshotId(pinned)
         latest = self.latest()
         if latest is None:
             raise NoDataError(
@@ -181,7 +247,8 @@ class MarketDataStore:
             )
         if ref is None:
             return latest
-        if isinstance(ref, str) and not ref.strip().lstrip("-").isdigit():
+        if _is_tag(ref):
+            assert isinstance(ref, str)
             tags = self.tags()
             if ref not in tags:
                 known = ", ".join(sorted(tags)) or "none yet"
@@ -206,56 +273,78 @@ class MarketDataStore:
         return dt
 
     def files(self, snapshot: SnapshotId) -> pa.Table:
-        """Return the data files of ``snapshot``: path, size, rows, ts range and partition values."""
+        """Return the data files of ``snapshot``: path, size, rows, ts range and partition values.
+
+        A snapshot never changes, so with a cache (remote stores) its file
+        list is kept there as Parquet, keyed by table URL and version: a job
+        on a warm worker reads no Delta log at all, only the files it needs.
+        """
         if snapshot not in self._files:
-            dt = self.bars_table(snapshot)
-            with storage_errors(self.url, self.storage):
-                actions = pa.table(dt.get_add_actions(flatten=True))
-            keep = {
-                "path": "path",
-                "size_bytes": "size",
-                "num_records": "rows",
-                "min.ts": "min_ts",
-                "max.ts": "max_ts",
-                "partition.frequency": "frequency",
-                "partition.symbol": "symbol",
-                "partition.year": "year",
-                "partition.month": "month",
-            }
-            if actions.num_rows == 0:
-                self._files[snapshot] = pa.table(
-                    {
-                        "path": pa.array([], pa.string()),
-                        "size": pa.array([], pa.int64()),
-                        "rows": pa.array([], pa.int64()),
-                        "min_ts": pa.array([], pa.timestamp("us", tz="UTC")),
-                        "max_ts": pa.array([], pa.timestamp("us", tz="UTC")),
-                        "frequency": pa.array([], pa.string()),
-                        "symbol": pa.array([], pa.string()),
-                        "year": pa.array([], pa.int32()),
-                        "month": pa.array([], pa.int32()),
-                    }
-                )
-            else:
-                self._files[snapshot] = actions.select(list(keep)).rename_columns(list(keep.values()))
+            self._files[snapshot] = self._cached_file_table(snapshot)
         return self._files[snapshot]
 
+    def _cached_file_table(self, snapshot: SnapshotId) -> pa.Table:
+        if self.cache is None:
+            return self._file_table(snapshot)
+        key = f"{self.table_url('bars')}/_delta_log/{int(snapshot):020d}.{_FILES_FORMAT}.parquet"
+        built: list[pa.Table] = []
+
+        def build() -> bytes:
+            built.append(self._file_table(snapshot))
+            sink = pa.BufferOutputStream()
+            pq.write_table(built[0], sink)
+            return bytes(sink.getvalue().to_pybytes())
+
+        path = self.cache.fetch_built(key, build)
+        if built:
+            return built[0]
+        if path is not None:
+            try:
+                return pq.read_table(path)
+            except FileNotFoundError:
+                pass  # evicted by another process between fetch and read
+        return self._file_table(snapshot)
+
+    def _file_table(self, snapshot: SnapshotId) -> pa.Table:
+        """Return the file list of ``snapshot`` from its Delta log."""
+        dt = self.bars_table(snapshot)
+        with storage_errors(self.url, self.storage):
+            actions = pa.table(dt.get_add_actions(flatten=True))
+        if actions.num_rows == 0:
+            return _FILES_SCHEMA.empty_table()
+        table = actions.select(list(_FILE_COLUMNS)).rename_columns(list(_FILE_COLUMNS.values()))
+        # The log holds each path URL-encoded (a folder symbol=%5EGSPC is "symbol=%255EGSPC"):
+        # decode once to name the object in the store.
+        paths = pa.array([unquote(p) for p in table.column("path").to_pylist()], pa.string())
+        return table.set_column(0, "path", paths).cast(_FILES_SCHEMA)
+
     def commit_metadata(self, snapshot: SnapshotId) -> dict[str, Any]:
-        """Return what quantfleet recorded in the commit of ``snapshot``."""
+        """Return what quantfleet recorded in the commit of ``snapshot`` (kept in the cache, like files())."""
+        version = int(snapshot)
+        if version in self._meta:
+            return self._meta[version]
+        meta: dict[str, Any] | None = None
+        if self.cache is not None:
+            key = f"{self.table_url('bars')}/_delta_log/{version:020d}.{_META_FORMAT}.json"
+            path = self.cache.fetch_built(key, lambda: json.dumps(self._read_commit_metadata(version)).encode())
+            if path is not None:
+                with contextlib.suppress(FileNotFoundError):  # evicted meanwhile: read the log
+                    meta = json.loads(Path(path).read_bytes())
+        self._meta[version] = self._read_commit_metadata(version) if meta is None else meta
+        return self._meta[version]
+
+    def _read_commit_metadata(self, snapshot: int) -> dict[str, Any]:
         fs = self.storage.filesystem(self.url)
-        for version in range(int(snapshot), -1, -1):
+        for version in range(snapshot, -1, -1):
             path = f"{self.table_url('bars')}/_delta_log/{version:020d}.json"
             with storage_errors(self.url, self.storage):
                 try:
-                    with fs.open(path, "rb") as fh:
-                        lines = fh.read().decode().splitlines()
+                    info = _commit_info(fs, path)
                 except FileNotFoundError:
                     continue
-            for line in lines:
-                info = json.loads(line).get("commitInfo")
-                if info and _META_KEY in info:
-                    meta: dict[str, Any] = json.loads(info[_META_KEY])
-                    return meta
+            if info and _META_KEY in info:
+                meta: dict[str, Any] = json.loads(info[_META_KEY])
+                return meta
         return {}
 
     # -- reading -------------------------------------------------------------
@@ -392,9 +481,14 @@ class MarketDataStore:
             "instruments_version": meta.get("instruments_version"),
         }
 
-    def _commit(self, operation: str, source: str, **pointers: Any) -> CommitProperties:
+    def _commit(
+        self, operation: str, source: str, *, metrics: dict[str, int] | None = None, **pointers: Any
+    ) -> CommitProperties:
         meta = {**self._pointers(), **pointers, "operation": operation, "source": source}
-        return CommitProperties(custom_metadata={_META_KEY: json.dumps(meta, sort_keys=True)})
+        custom: dict[str, Any] = {_META_KEY: json.dumps(meta, sort_keys=True)}
+        if metrics is not None:  # what delta-rs records for its own writes, read by snapshots()
+            custom["operationMetrics"] = metrics
+        return CommitProperties(custom_metadata=custom)
 
     def _write_bars(self, data: pa.Table | pa.RecordBatchReader, commit: CommitProperties) -> None:
         url = self.table_url("bars")
@@ -447,20 +541,14 @@ class MarketDataStore:
             raise DataError(f"unknown ingest mode {mode!r}; use 'append' or 'upsert'")
         state = _IngestState(existing=self._existing_ranges(freq) if mode == "append" else {})
         stream = self._validated(batches, freq, calendar, off, source, state, progress)
-        commit = self._commit("ingest", source)
-        try:
-            if mode == "append" or self.latest() is None:
-                self._write_bars(pa.RecordBatchReader.from_batches(STORED_BARS_SCHEMA, stream), commit)
-            else:
-                self._merge_bars(pa.Table.from_batches(list(stream), STORED_BARS_SCHEMA), commit)
-        except Exception:
-            if state.error is not None:  # our own validation error, raised inside delta-rs
-                raise state.error from None
-            raise
-        if state.error is not None:  # pragma: no cover - delta-rs swallowed it
-            raise state.error
+        if mode == "append" or self.latest() is None:
+            self._append_bars(stream, state, source)
+        else:
+            self._merge_bars(pa.concat_tables(list(stream)).combine_chunks(), self._commit("ingest", source))
+        snapshot = self.latest()  # a listing of the log, not a load of the table
+        assert snapshot is not None
         return IngestResult(
-            snapshot=SnapshotId(self._open("bars").version()),  # type: ignore[union-attr]
+            snapshot=snapshot,
             rows=state.rows,
             symbols=tuple(sorted(state.seen)),
             notes=state.notes,
@@ -475,23 +563,88 @@ class MarketDataStore:
         source: str,
         state: _IngestState,
         progress: ProgressFn | None,
-    ) -> Iterator[pa.RecordBatch]:
+    ) -> Iterator[pa.Table]:
+        for raw in batches:
+            origin = (raw.schema.metadata or {}).get(SOURCE_KEY.encode(), source.encode()).decode()
+            table, notes = check_bars(
+                coerce_bars(raw, source=origin), frequency=freq, calendar=calendar, off_session=off, source=origin
+            )
+            state.absorb(table, notes, freq)
+            yield _to_stored(table, freq)
+            if progress is not None:
+                progress(table.num_rows)
+        if state.rows == 0:
+            raise NoDataError(f"{source}: the input holds no bars; nothing was written")
+
+    def _append_bars(self, stream: Iterator[pa.Table], state: _IngestState, source: str) -> None:
+        """Write the stream's partitions as they complete, then commit them all as one version.
+
+        Memory stays near one input batch (see :mod:`quantfleet.data.writer`).
+        Until the commit the files belong to no snapshot; on any failure they
+        are deleted (best effort) and the previous snapshot stays the newest.
+        """
+        url = self.table_url("bars")
+        before = self.latest()
+        writer = PartitionFileWriter(url, self.storage.filesystem(url), local=not is_remote(url))
         try:
-            for raw in batches:
-                origin = (raw.schema.metadata or {}).get(SOURCE_KEY.encode(), source.encode()).decode()
-                table, notes = check_bars(
-                    coerce_bars(raw, source=origin), frequency=freq, calendar=calendar, off_session=off, source=origin
-                )
-                state.absorb(table, notes, freq)
-                stored = _to_stored(table, freq)
-                yield from stored.to_batches(max_chunksize=1_000_000)
-                if progress is not None:
-                    progress(table.num_rows)
-            if state.rows == 0:
-                raise NoDataError(f"{source}: the input holds no bars; nothing was written")
-        except Exception as exc:
-            state.error = exc
+            with storage_errors(url, self.storage):
+                for table in stream:
+                    writer.write(table)
+                actions = writer.finish()
+                metrics = {"num_added_rows": writer.rows, "num_added_files": len(actions)}
+                self._commit_actions(actions, self._commit("ingest", source, metrics=metrics))
+        except BaseException:
+            self._latest = None
+            try:
+                committed = self.latest() != before
+            except Exception:  # the store is unreachable: whether the commit landed is unknown
+                committed = True
+            writer.abort(delete=not committed)  # files in no snapshot go; a committed file must stay
             raise
+        self._checkpoint(added_files=len(actions))
+
+    def _checkpoint(self, *, added_files: int) -> None:
+        """Write a Delta checkpoint after an append of many files, or one that lands on every tenth version.
+
+        A reader that loads a version then reads one Parquet checkpoint instead
+        of every commit's JSON (an add action per file: megabytes for a big
+        ingest). The commit stands either way, so a failure here only warns.
+        """
+        version = self.latest()
+        if version is None or (added_files < CHECKPOINT_FILES and (version == 0 or version % CHECKPOINT_EVERY)):
+            return
+        try:
+            dt = self._open("bars", int(version))
+            assert dt is not None
+            with storage_errors(self.url, self.storage):
+                dt.create_checkpoint()
+        except Exception as exc:
+            log.warning(
+                "snapshot %s is committed, but its Delta checkpoint failed (%s); readers replay the log", version, exc
+            )
+
+    def _commit_actions(self, actions: list[AddAction], commit: CommitProperties) -> None:
+        url = self.table_url("bars")
+        dt = self._open("bars")
+        if dt is None:
+            create_table_with_add_actions(
+                url,
+                DeltaSchema.from_arrow(STORED_BARS_SCHEMA),
+                actions,
+                mode="error",
+                partition_by=list(PARTITION_COLUMNS),
+                configuration=TABLE_CONFIG,
+                storage_options=self.storage.delta(url),
+                commit_properties=commit,
+            )
+        else:
+            dt.create_write_transaction(
+                list[AddAction | RemoveAction](actions),
+                mode="append",
+                schema=STORED_BARS_SCHEMA,
+                partition_by=list(PARTITION_COLUMNS),
+                commit_properties=commit,
+            )
 
     def _merge_bars(self, source: pa.Table, commit: CommitProperties) -> None:
         dt = self._open("bars")
@@ -594,7 +747,6 @@ class MarketDataStore:
 class _IngestState:
     existing: dict[str, tuple[int, int]]
     rows: int = 0
-    error: Exception | None = None
 
     def __post_init__(self) -> None:
         self.seen: dict[str, TimeRuns] = {}  # runs, not arrays: bounded memory for big ingests
@@ -636,6 +788,32 @@ def _to_stored(table: pa.Table, freq: Frequency) -> pa.Table:
     freq_col = pa.repeat(pa.scalar(freq.value), table.num_rows)
     columns = [freq_col, table.column("symbol"), year, month, *table.select(STORED_BARS_SCHEMA.names[4:]).columns]
     return pa.Table.from_arrays(columns, schema=STORED_BARS_SCHEMA)
+
+
+def _commit_info(fs: fsspec.AbstractFileSystem, path: str) -> dict[str, Any] | None:
+    """Return the commitInfo action of one commit file, reading only as much of it as needed.
+
+    delta-rs writes commitInfo first, and an ingest's commit holds an add
+    action per file (megabytes for a big ingest): read the head, and more
+    only if the line is not complete.
+    """
+    size = 1 << 16
+    while True:
+        data = fs.cat_file(path, start=0, end=size)
+        whole = len(data) < size
+        lines = data.split(b"\n")
+        for line in lines if whole else lines[:-1]:
+            if line.strip():
+                info: dict[str, Any] | None = json.loads(line).get("commitInfo")
+                if info is not None:
+                    return info
+        if whole:
+            return None
+        size *= 4
+
+
+def _is_tag(ref: SnapshotRef) -> bool:
+    return isinstance(ref, str) and not ref.strip().lstrip("-").isdigit()
 
 
 def _fmt(ts_us: int) -> str:

@@ -55,6 +55,28 @@ def test_first_fetch_copies_the_file_and_later_fetches_hit(source: Path, tmp_pat
     assert _leftovers(tmp_path / "cache") == []
 
 
+def test_a_built_entry_is_built_once_and_evicted_like_a_file(source: Path, tmp_path: Path) -> None:
+    cache = FileCache(tmp_path / "cache", capacity_bytes=1_000, threshold=0.5)
+    builds: list[str] = []
+
+    def build() -> bytes:
+        builds.append("built")
+        return b"x" * 300
+
+    key = "s3://bucket/bars/_delta_log/00000000000000000007.quantfleet-files-v1.parquet"
+    first = cache.fetch_built(key, build)
+    assert first is not None
+    assert Path(first).read_bytes() == b"x" * 300
+    assert cache.fetch_built(key, build) == first
+    assert builds == ["built"]
+    assert (cache.hits, cache.misses) == (0, 0)  # the counters count data files only
+    _set_mtime(first, 1)
+    cache.fetch(_put(source, "b.parquet", 300), LOCAL)  # past the 500-byte threshold: the older entry goes
+    assert not Path(first).exists()
+    assert cache.fetch_built(key, build) == first
+    assert builds == ["built", "built"]
+
+
 def test_files_with_the_same_name_under_different_urls_are_kept_apart(source: Path, tmp_path: Path) -> None:
     cache = FileCache(tmp_path / "cache", capacity_bytes=10_000)
     one = _put(source, "symbol=AAA/part-0.parquet", 10)
