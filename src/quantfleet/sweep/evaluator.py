@@ -437,29 +437,54 @@ class VectorizedEvaluator(EventEvaluator):
         ppy = float(self.periods_per_year)
         weight = 1.0 / len(feed.symbols)
         out: list[Metrics] = []
-        with indicator_cache(self._cache()):
+        cache = self._cache()
+        with indicator_cache(cache):
             for combo in combos:
                 values = resolve_params(self.loaded.parameters, {**self.spec.params, **combo})
                 check = self._first_of(plan)
+                try:
+                    signal = self._signals(plan, values, check, b.positions, single is not None)
+                except StrategyError as exc:
+                    if cache.copies or not _wrote_read_only(exc):
+                        raise
+                    # The strategy writes into its indicators, which the cache hands out read-only:
+                    # from now on it gets copies, as it would outside a sweep.
+                    cache.copies = True
+                    signal = self._signals(plan, values, check, b.positions, single is not None)
                 if plan.cross_sectional:
                     score_orders_nb(
                         market.open, market.close, market.volume, market.open_marks, market.close_marks,
-                        plan.orders(values, check=check), first, self._sim, b.books, b.fills, b.log, ppy, b.scores,
+                        signal, first, self._sim, b.books, b.fills, b.log, ppy, b.scores,
                     )  # fmt: skip
                 elif single is not None:
                     score_one_nb(
-                        plan.column(values, 0, check=check), weight, single.open, single.close, single.volume,
+                        signal, weight, single.open, single.close, single.volume,
                         single.open_marks, single.close_marks, first, self._sim, ppy, b.rets, b.scores, finite_marks,
                     )  # fmt: skip
                 else:
                     score_positions_nb(
-                        plan.positions(values, check=check, out=b.positions), weight, b.orders,
+                        signal, weight, b.orders,
                         market.open, market.close, market.volume, market.open_marks, market.close_marks,
                         first, self._sim, b.books, b.fills, b.log, ppy, b.scores,
                     )  # fmt: skip
                 scores = zip(SCORE_KEYS, b.scores.tolist(), strict=True)
                 out.append({k: (v if math.isfinite(v) else None) for k, v in scores})
         return out
+
+    @staticmethod
+    def _signals(plan: SignalsPlan, values: Mapping[str, Any], check: bool, out: np.ndarray, one: bool) -> np.ndarray:
+        """Return the combination's orders (cross-sectional), its one symbol's positions, or all positions."""
+        if plan.cross_sectional:
+            return plan.orders(values, check=check)
+        if one:
+            return plan.column(values, 0, check=check)
+        return plan.positions(values, check=check, out=out)
+
+
+def _wrote_read_only(exc: StrategyError) -> bool:
+    """Return whether the strategy failed writing into a read-only array (an indicator the cache handed out)."""
+    cause = exc.__cause__
+    return isinstance(cause, ValueError) and "read-only" in str(cause)
 
 
 class _Plan(NamedTuple):
