@@ -20,18 +20,20 @@ from numba import njit
 __all__ = ["IndicatorCache", "crossover", "ema", "indicator_cache", "rolling_std", "rsi", "sma"]
 
 _F = TypeVar("_F", bound=Callable[..., np.ndarray])
-_CACHE: ContextVar[IndicatorCache | None] = ContextVar(
-    "quantfleet_indicator_cache", default=None
-)
+_CACHE: ContextVar[IndicatorCache | None] = ContextVar("quantfleet_indicator_cache", default=None)
 
 
 class IndicatorCache(dict[tuple[Any, ...], tuple[np.ndarray, np.ndarray]]):
-    """Indicator results kept by :func:`indicator_cache`, emptied when they pass ``max_bytes``."""
+    """Indicator results kept by :func:`indicator_cache`, emptied when they pass ``max_bytes``.
 
-    def __init__(self, max_bytes: int = 512 * 2**20) -> None:
+    Results are handed out as read-only views (``copies=False``, the default) or as copies.
+    """
+
+    def __init__(self, max_bytes: int = 512 * 2**20, *, copies: bool = False) -> None:
         super().__init__()
         self.max_bytes = max_bytes
         self.nbytes = 0
+        self.copies = copies
 
     def keep(self, key: tuple[Any, ...], entry: tuple[np.ndarray, np.ndarray]) -> None:
         """Store ``entry``; start afresh first when it would pass the bound (a sweep's windows fit many times)."""
@@ -48,10 +50,13 @@ def indicator_cache(cache: IndicatorCache | None = None) -> Iterator[IndicatorCa
 
     Results are keyed by the input array's identity and the arguments; the
     cache holds a reference to each input, so an identity is never reused for
-    another array while it lives, and it hands out copies, so a strategy that
-    writes into a result cannot change what the next combination sees. Pass
-    the same ``cache`` to several blocks (one per thread) to keep results
-    between them.
+    another array while it lives. It hands out read-only views, so a strategy
+    that writes into a result cannot change what the next combination sees: the
+    write raises ``ValueError`` instead (a copy of 100,000 bars costs more than
+    the rest of a cached ``sma``; a caller that must run such a strategy passes
+    ``IndicatorCache(copies=True)``, as the sweep's evaluator does when it meets
+    one). Pass the same ``cache`` to several blocks (one per thread) to keep
+    results between them.
     """
     kept = cache if cache is not None else IndicatorCache()
     token = _CACHE.set(kept)
@@ -70,9 +75,13 @@ def _cached(func: _F) -> _F:
         key = (func.__name__, id(values), values.shape, args, tuple(sorted(kwargs.items())))
         hit = cache.get(key)
         if hit is None or hit[0] is not values:
-            hit = (values, func(values, *args, **kwargs))
+            # Its own copy (once per indicator, not per use), read-only: then the views handed out
+            # cannot be made writeable again (pandas' results are views of a writeable buffer).
+            result = np.array(func(values, *args, **kwargs))
+            result.flags.writeable = False
+            hit = (values, result)
             cache.keep(key, hit)
-        return hit[1].copy()
+        return hit[1].copy() if cache.copies else hit[1].view()
 
     return wrapper  # type: ignore[return-value]
 

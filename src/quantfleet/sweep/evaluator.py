@@ -354,7 +354,7 @@ class VectorizedEvaluator(EventEvaluator):
             )
         check_supported(self.feed, spec.engine)
         self._sim = spec_of(spec.engine, zero_first=is_cross_sectional(self.loaded.target))
-        self._plans: dict[tuple[int, int], tuple[Feed, SignalsPlan, Market]] = {}
+        self._plans: dict[tuple[int, int], _Plan] = {}
         self._lock = threading.Lock()
         self._local = threading.local()
 
@@ -387,17 +387,21 @@ class VectorizedEvaluator(EventEvaluator):
             first, plan.checked = not plan.checked, True
             return first
 
-    def _plan(self, lo: int, hi: int, cut: int) -> tuple[Feed, SignalsPlan, Market]:
+    def _plan(self, lo: int, hi: int, cut: int) -> _Plan:
         with self._lock:  # evaluate_chunk runs on several threads at once
             return self._plan_locked(lo, hi, cut)
 
-    def _plan_locked(self, lo: int, hi: int, cut: int) -> tuple[Feed, SignalsPlan, Market]:
+    def _plan_locked(self, lo: int, hi: int, cut: int) -> _Plan:
         key = (cut, hi)
         if key not in self._plans:
             self._plans.clear()  # one window at a time: a walk-forward moves on and never comes back
             feed = self._sliced(cut, hi)
             plan = SignalsPlan(self.loaded.target, feed, first=lo - cut, source=self.loaded.path)
-            self._plans[key] = (feed, plan, prepare_market(feed))
+            market = prepare_market(feed)
+            # One symbol: its (n,) columns for the one-pass kernel, copied once per window (not per chunk).
+            single = Market(*(np.ascontiguousarray(a[:, 0]) for a in market)) if market.close.shape[1] == 1 else None
+            finite = bool(np.isfinite(market.close_marks).all())
+            self._plans[key] = _Plan(feed, plan, market, single, finite)
         return self._plans[key]
 
     def _buffers(self, shape: tuple[int, int], first: int) -> _Buffers:
@@ -427,37 +431,70 @@ class VectorizedEvaluator(EventEvaluator):
     ) -> list[Metrics]:
         """Return the headline metrics of each combination: its ``signals()``, then one compiled call."""
         lo, hi, cut = self._window(start, end, lookback)
-        feed, plan, market = self._plan(lo, hi, cut)
+        feed, plan, market, single, finite_marks = self._plan(lo, hi, cut)
         first = lo - cut
         b = self._buffers(market.close.shape, first)
         ppy = float(self.periods_per_year)
         weight = 1.0 / len(feed.symbols)
-        # One symbol: its (n,) columns for the one-pass kernel (views of the (n, 1) arrays).
-        single = Market(*(np.ascontiguousarray(a[:, 0]) for a in market)) if market.close.shape[1] == 1 else None
         out: list[Metrics] = []
-        with indicator_cache(self._cache()):
+        cache = self._cache()
+        with indicator_cache(cache):
             for combo in combos:
                 values = resolve_params(self.loaded.parameters, {**self.spec.params, **combo})
                 check = self._first_of(plan)
+                try:
+                    signal = self._signals(plan, values, check, b.positions, single is not None)
+                except StrategyError as exc:
+                    if cache.copies or not _wrote_read_only(exc):
+                        raise
+                    # The strategy writes into its indicators, which the cache hands out read-only:
+                    # from now on it gets copies, as it would outside a sweep.
+                    cache.copies = True
+                    signal = self._signals(plan, values, check, b.positions, single is not None)
                 if plan.cross_sectional:
                     score_orders_nb(
                         market.open, market.close, market.volume, market.open_marks, market.close_marks,
-                        plan.orders(values, check=check), first, self._sim, b.books, b.fills, b.log, ppy, b.scores,
+                        signal, first, self._sim, b.books, b.fills, b.log, ppy, b.scores,
                     )  # fmt: skip
                 elif single is not None:
                     score_one_nb(
-                        plan.column(values, 0, check=check), weight, single.open, single.close, single.volume,
-                        single.open_marks, single.close_marks, first, self._sim, ppy, b.rets, b.scores,
+                        signal, weight, single.open, single.close, single.volume,
+                        single.open_marks, single.close_marks, first, self._sim, ppy, b.rets, b.scores, finite_marks,
                     )  # fmt: skip
                 else:
                     score_positions_nb(
-                        plan.positions(values, check=check, out=b.positions), weight, b.orders,
+                        signal, weight, b.orders,
                         market.open, market.close, market.volume, market.open_marks, market.close_marks,
                         first, self._sim, b.books, b.fills, b.log, ppy, b.scores,
                     )  # fmt: skip
                 scores = zip(SCORE_KEYS, b.scores.tolist(), strict=True)
                 out.append({k: (v if math.isfinite(v) else None) for k, v in scores})
         return out
+
+    @staticmethod
+    def _signals(plan: SignalsPlan, values: Mapping[str, Any], check: bool, out: np.ndarray, one: bool) -> np.ndarray:
+        """Return the combination's orders (cross-sectional), its one symbol's positions, or all positions."""
+        if plan.cross_sectional:
+            return plan.orders(values, check=check)
+        if one:
+            return plan.column(values, 0, check=check)
+        return plan.positions(values, check=check, out=out)
+
+
+def _wrote_read_only(exc: StrategyError) -> bool:
+    """Return whether the strategy failed writing into a read-only array (an indicator the cache handed out)."""
+    cause = exc.__cause__
+    return isinstance(cause, ValueError) and "read-only" in str(cause)
+
+
+class _Plan(NamedTuple):
+    """One window's bars, signals plan and kernel arrays, built once and shared by the chunks that evaluate it."""
+
+    feed: Feed
+    plan: SignalsPlan
+    market: Market
+    single: Market | None  # the one symbol's (n,) columns, when there is one symbol
+    finite_marks: bool  # every close mark finite: score_one_nb may count flat stretches without reading them
 
 
 class _Buffers(NamedTuple):

@@ -18,6 +18,7 @@ itself; the tests compare them.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit
@@ -169,6 +170,22 @@ def _afford_one_nb(
     return float(best)
 
 
+class _Moments(NamedTuple):
+    """The headline metrics' first-pass state (headline_nb's locals), carried through score_one_nb."""
+
+    kept: int  # returns kept (finite, within MAX_RETURN): headline_nb's count
+    nans: int  # returns dropped (NaN in rets)
+    total: float
+    positive: int
+    wealth: float
+    peak: float
+    mdd: float
+    floor: float  # peak x (1 + mdd): only a wealth below it can deepen the drawdown
+
+
+_BLOCK = 32  # bars scanned at once for the end of a flat stretch (a vectorized comparison, no branch per bar)
+
+
 @njit(cache=True, nogil=True)
 def score_one_nb(
     positions: np.ndarray,
@@ -183,6 +200,7 @@ def score_one_nb(
     periods_per_year: float,
     rets: np.ndarray,
     out: np.ndarray,
+    finite_marks: bool = False,
 ) -> None:
     """:func:`score_positions_nb` for one symbol, in one pass over the bars, to the last bit.
 
@@ -192,6 +210,13 @@ def score_one_nb(
     registers, and the headline metrics' first pass fused into the same loop:
     nothing is written per bar but the returns the second pass needs. The
     tests check it against :func:`score_positions_nb` over random books and settings.
+
+    Between orders nothing moves but the marks, so the bars from one order to
+    the next are walked without the simulator. Flat, with ``finite_marks``
+    (every close mark finite: ``np.isfinite(close_marks).all()``, which the
+    caller knows once per window), such a bar's equity is the cash again and
+    its return exactly 0, which leaves every sum, the wealth and the drawdown
+    as they were: those bars are only counted, a block at a time.
     """
     n = len(close)
     cash = spec.cash
@@ -202,19 +227,15 @@ def score_one_nb(
     o_qty = 0.0
     o_filled = 0.0
     # The headline metrics' first pass (headline_nb), bar by bar.
-    count = 0
-    total = 0.0
-    positive = 0
-    wealth = 1.0
-    peak = 1.0
-    mdd = 0.0
-    floor = 1.0
+    m = _Moments(0, 0, 0.0, 0, 1.0, 1.0, 0.0, 1.0)
     prev = 0.0  # the last bar's equity
     prev_qty = 0.0  # the last bar's position
     # The trades and exposure (round_trips_nb, the bars holding a position).
     trips = 0
     held_bars = 0
-    for i in range(first, n):
+    i = first
+    while i < n:
+        # A bar that may place an order, or with one open: the simulator's step, then the books.
         want_pos = positions[i]
         t = np.nan
         if close[i] == close[i] and want_pos != last:
@@ -225,36 +246,90 @@ def score_one_nb(
                 spec, t, cash, qty, active, o_target, o_qty, o_filled,
                 open_[i], close[i], open_marks[i], close_marks[i], volume[i],
             )  # fmt: skip
-        # The books of bar i: trades, exposure, equity and its return.
         if qty != 0.0:
             held_bars += 1
-        r_held = qty
         equity = cash + (0.0 + qty * close_marks[i])
         if i > first:
-            if prev_qty != 0.0 and (r_held == 0.0 or (r_held > 0.0) != (prev_qty > 0.0)):
+            if prev_qty != 0.0 and (qty == 0.0 or (qty > 0.0) != (prev_qty > 0.0)):
                 trips += 1
-            r = equity / prev - 1.0 if prev > 0 else np.nan
-            k = i - first - 1
-            if not abs(r) <= MAX_RETURN:
-                rets[k] = np.nan
-            else:
-                rets[k] = r
-                count += 1
-                total += r
-                positive += 1 if r > 0 else 0
-                wealth *= max(1.0 + r, 0.0)
-                if wealth > peak:
-                    peak = wealth
-                    floor = peak * (1.0 + mdd)
-                elif wealth < floor and peak > 0:
-                    mdd = wealth / peak - 1.0 if wealth > 0 else -1.0
-                    floor = peak * (1.0 + mdd)
-        prev_qty = r_held
+            m = _moment_nb(m, equity, prev, rets, i - first - 1)
+        prev_qty = qty
         prev = equity
-    m_bars = n - first if n > first else 0
+        i += 1
+        if active:
+            continue
+        # Quiet bars up to the next one that may place an order: cash and position stay as they are
+        # (and no trade closes: the position does not change).
+        if finite_marks and qty == 0.0 and prev == cash and 0 < cash < np.inf:
+            j = i
+            while j + _BLOCK <= n:
+                stop = False
+                for k in range(j, j + _BLOCK):
+                    stop |= positions[k] != last
+                if stop:
+                    break
+                j += _BLOCK
+            while j < n and positions[j] == last:
+                j += 1
+            rets[i - first - 1 : j - first - 1] = 0.0
+            m = _Moments(m.kept + (j - i), m.nans, m.total, m.positive, m.wealth, m.peak, m.mdd, m.floor)
+            i = j
+            continue
+        start = i
+        i, prev, m = _quiet_nb(positions, close, close_marks, rets, i, first, last, cash, qty, prev, m)
+        if qty != 0.0:
+            held_bars += i - start
+    n_bars = n - first if n > first else 0
     out[_N_HEADLINE] = trips
-    out[_N_HEADLINE + 1] = held_bars / m_bars if m_bars else np.nan
-    _headline_finish_nb(out, m_bars, prev, count, total, positive, wealth, mdd, rets, periods_per_year)
+    out[_N_HEADLINE + 1] = held_bars / n_bars if n_bars else np.nan
+    _headline_finish_nb(out, n_bars, prev, m, rets, periods_per_year)
+
+
+@njit(cache=True)
+def _moment_nb(m: _Moments, equity: float, prev: float, rets: np.ndarray, k: int) -> _Moments:
+    """Add the return from ``prev`` to ``equity`` as headline_nb's first pass does; write it to ``rets[k]``."""
+    r = equity / prev - 1.0 if prev > 0 else np.nan
+    if not abs(r) <= MAX_RETURN:
+        rets[k] = np.nan
+        return _Moments(m.kept, m.nans + 1, m.total, m.positive, m.wealth, m.peak, m.mdd, m.floor)
+    rets[k] = r
+    wealth = m.wealth * max(1.0 + r, 0.0)
+    peak, mdd, floor = m.peak, m.mdd, m.floor
+    if wealth > peak:
+        peak = wealth
+        floor = peak * (1.0 + mdd)
+    elif wealth < floor and peak > 0:
+        mdd = wealth / peak - 1.0 if wealth > 0 else -1.0
+        floor = peak * (1.0 + mdd)
+    return _Moments(m.kept + 1, m.nans, m.total + r, m.positive + (1 if r > 0 else 0), wealth, peak, mdd, floor)
+
+
+@njit(cache=True, nogil=True)
+def _quiet_nb(
+    positions: np.ndarray,
+    close: np.ndarray,
+    close_marks: np.ndarray,
+    rets: np.ndarray,
+    i: int,
+    first: int,
+    last: float,
+    cash: float,
+    qty: float,
+    prev: float,
+    m: _Moments,
+) -> tuple[int, float, _Moments]:
+    """Walk the bars from ``i`` that place no order (no order is open); return the next bar, its equity, the state.
+
+    Kept out of score_one_nb's body (state in, state out), as _bar_one_nb is, so that this loop,
+    where a held position spends its bars, carries nothing of the simulator's.
+    """
+    n = len(close)
+    while i < n and (positions[i] == last or close[i] != close[i]):
+        equity = cash + (0.0 + qty * close_marks[i])
+        m = _moment_nb(m, equity, prev, rets, i - first - 1)
+        prev = equity
+        i += 1
+    return i, prev, m
 
 
 @njit(cache=True, nogil=True)
@@ -325,18 +400,14 @@ def _bar_one_nb(
 
 @njit(cache=True)
 def _headline_finish_nb(
-    out: np.ndarray,
-    n: int,
-    last: float,
-    count: int,
-    total: float,
-    positive: int,
-    wealth: float,
-    mdd: float,
-    rets: np.ndarray,
-    periods_per_year: float,
+    out: np.ndarray, n: int, last: float, m: _Moments, rets: np.ndarray, periods_per_year: float
 ) -> None:
-    """The rest of headline_nb once its first pass has run: the same operations, in the same order."""
+    """The rest of headline_nb once its first pass has run: the same operations, in the same order.
+
+    The second pass tests for NaN and for all-equal returns only while it has to (NaN returns
+    left to skip, no two different returns seen yet): after that its loop is the two sums alone.
+    """
+    count, wealth, mdd = m.kept, m.wealth, m.mdd
     for k in range(_N_HEADLINE):
         out[k] = np.nan
     if n == 0:
@@ -355,25 +426,34 @@ def _headline_finish_nb(
         out[1] = wealth ** (1.0 / years) - 1.0 if math.log(wealth) / years <= _MAX_LOG else np.inf
     out[6] = mdd
     if count:
-        out[7] = positive / count
+        out[7] = m.positive / count
     if out[1] == out[1] and math.isfinite(out[1]) and mdd < 0:
         out[5] = out[1] / abs(mdd)
     if count < 2:
         return
-    mean = total / count
+    mean = m.total / count
     ss = 0.0
     down = 0.0
     first = np.nan
     same = True
-    for k in range(n_ret):
+    nans = m.nans
+    k = 0
+    while k < n_ret and (same or nans):
         r = rets[k]
+        k += 1
         if r != r:
+            nans -= 1
             continue
         if r != first:
             if first != first:
                 first = r
             else:
                 same = False
+        ss += (r - mean) * (r - mean)
+        low = min(r, 0.0)
+        down += low * low
+    for rest in range(k, n_ret):  # no NaN left, and two different returns seen
+        r = rets[rest]
         ss += (r - mean) * (r - mean)
         low = min(r, 0.0)
         down += low * low

@@ -12,7 +12,7 @@ from quantfleet.core.types import Adjustment
 from quantfleet.data import MarketDataStore
 from quantfleet.engine import EngineConfig
 from quantfleet.sandbox import BacktestSpec, run_spec
-from quantfleet.strategy.indicators import indicator_cache, sma
+from quantfleet.strategy.indicators import ema, indicator_cache
 from quantfleet.strategy.loader import load_strategy
 from quantfleet.sweep import Search, SweepJob, parse_space, run_sweep
 from quantfleet.sweep.evaluator import VECTOR_KEYS, EventEvaluator, VectorizedEvaluator
@@ -82,12 +82,48 @@ def test_unsupported_settings_name_the_fix(sweep_store: MarketDataStore) -> None
         VectorizedEvaluator(volume, sweep_store)
 
 
-def test_indicator_cache_reuses_results_but_hands_out_copies() -> None:
+def test_indicator_cache_reuses_results_read_only_or_as_copies() -> None:
     close = np.arange(50, dtype=np.float64)
-    with indicator_cache():
-        a = sma(close, 5)
-        a[:] = -1.0  # a strategy scribbling on its result
-        b = sma(close, 5)
-        other = sma(close + 1.0, 5)  # another array: never confused with close
-    np.testing.assert_allclose(b[4:], np.arange(2, 48))
+    with indicator_cache() as cache:
+        a = ema(close, 5)
+        with pytest.raises(ValueError, match="read-only"):
+            a[:] = -1.0  # a strategy scribbling on its result cannot reach the next combination's
+        with pytest.raises(ValueError, match="WRITEABLE"):
+            a.flags.writeable = True
+        assert ema(close, 5) is not a
+        cache.copies = True
+        b = ema(close, 5)
+        b[:] = -1.0  # a copy: harmless
+        c = ema(close, 5)
+        other = ema(close + 1.0, 5)  # another array: never confused with close
+    np.testing.assert_allclose(c[4:], np.arange(2, 48))
     np.testing.assert_allclose(other[4:], np.arange(3, 49))
+
+
+SCRIBBLER = """
+import numpy as np
+from quantfleet.strategy import crossover, ema, hold
+
+
+def signals(close, fast: int = 10, slow: int = 30):
+    a = ema(close, fast)
+    a[np.isnan(a)] = 0.0  # writes into its indicator (writeable in a backtest, read-only from the sweep's cache)
+    cross = crossover(a, ema(close, slow))
+    return hold(cross > 0, cross < 0)
+"""
+
+
+def test_a_strategy_that_writes_into_its_indicators_sweeps_as_it_backtests(
+    sweep_store: MarketDataStore, tmp_path: Path
+) -> None:
+    path = tmp_path / "scribbler.py"
+    path.write_text(SCRIBBLER)
+    spec = twin_spec(path, symbols=("AAA",))
+    fast = VectorizedEvaluator(spec.model_copy(update={"simulator": "vectorized"}), sweep_store)
+    got = fast.evaluate_chunk(COMBOS)
+    assert fast._cache().copies  # it met the write and switched to copies
+    event = EventEvaluator(spec, sweep_store).evaluate_chunk(COMBOS)
+    assert any(m["trades"] for m in got)
+    for combo, a, b in zip(COMBOS, got, event, strict=True):
+        assert a["final_equity"] == pytest.approx(b["final_equity"], rel=1e-9), combo
+        assert a["trades"] == b["trades"], combo
