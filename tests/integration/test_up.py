@@ -177,6 +177,23 @@ def test_up_on_embedded_defaults_prints_a_token_runs_a_job_and_ctrl_c_leaves_not
         again.stop()
 
 
+def test_a_sigkilled_up_leaves_no_server_running(home: Path) -> None:
+    tiny_market(Settings(home=home))
+    up = Up(home)
+    servers: dict[int, str] = {}
+    try:
+        up.value("API token")  # every component has started
+        servers = _tree(up.proc.pid)
+        assert len(servers) >= 3, servers  # api, web, worker (and theirs)
+        up.proc.kill()  # no chance to clean up: the children are told by Linux (parent-death signal)
+        up.proc.wait(30)
+        wait_until(lambda: not _still_running(servers), timeout=60, what="up's servers to stop after it was killed")
+    finally:
+        for pid in _still_running(servers):  # on failure: orphans (holding up's stdout) must not outlive the test
+            os.kill(pid, signal.SIGKILL)
+        up.stop()
+
+
 def test_a_component_that_dies_stops_everything_with_exit_1(home: Path, tmp_path: Path) -> None:
     tiny_market(Settings(home=home))
     with socket.socket() as taken:

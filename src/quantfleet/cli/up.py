@@ -41,6 +41,7 @@ from rich.table import Table
 
 from quantfleet.cli.common import state
 from quantfleet.core.errors import ConfigError, InfrastructureError
+from quantfleet.core.process import stop_with_parent
 from quantfleet.core.settings import Settings, load_settings
 
 __all__ = ["Component", "Supervisor", "first_token", "up"]
@@ -73,7 +74,8 @@ class Supervisor:
     def start(self, component: Component) -> None:
         """Start ``component`` as ``python -m quantfleet.cli.app ARGS``, in a new session."""
         argv = [sys.executable, "-m", "quantfleet.cli.app", *component.args]
-        component.process = subprocess.Popen(argv, env=self.env, start_new_session=True)
+        # Its own session (stopped as a group), and SIGTERM from Linux should ``up`` itself be SIGKILLed.
+        component.process = subprocess.Popen(argv, env=self.env, start_new_session=True, preexec_fn=stop_with_parent())
         self.components.append(component)
 
     def exited(self) -> Component | None:

@@ -21,8 +21,6 @@ when it is paused or stopped.
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import functools
 import logging
 import os
 import signal
@@ -31,6 +29,7 @@ import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
+from quantfleet.core.process import stop_with_parent
 from quantfleet.jobs.clock import Clock
 from quantfleet.live.deployments import DeploymentNotFound, DeploymentService
 from quantfleet.live.models import BarsTrigger, DeploymentStatus
@@ -40,23 +39,6 @@ __all__ = ["EventFleet", "Supervisor"]
 log = logging.getLogger(__name__)
 
 _HEALTHY = timedelta(minutes=5)  # a process that lived this long before failing counts as a fresh start
-
-
-_PR_SET_PDEATHSIG = 1
-
-
-def _stop_with_parent(parent: int) -> None:
-    """In the child before exec: ask Linux for SIGTERM when the process that started it dies.
-
-    The signal follows the thread that forked, so the supervisor starts its
-    processes from the thread that lives as long as it does (the scheduler's
-    loop). A child whose parent died before this call exits at once.
-    """
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:  # pragma: no cover - not Linux
-        return
-    if os.getppid() != parent:  # pragma: no cover - the supervisor died between fork and here
-        os._exit(0)
 
 
 class Supervisor:
@@ -85,8 +67,7 @@ class Supervisor:
     def _start(self) -> None:
         # Its own group (killed whole), and told to stop should the supervisor die without cleaning up (SIGKILL,
         # OOM): otherwise the orphan would keep trading beside the one the next scheduler starts.
-        stop_with_us = functools.partial(_stop_with_parent, os.getpid())
-        self.process = subprocess.Popen(self.command, start_new_session=True, preexec_fn=stop_with_us)
+        self.process = subprocess.Popen(self.command, start_new_session=True, preexec_fn=stop_with_parent())
         self.started_at = self.clock.now()
         log.info("deployment %s: process %d started", self.deployment_id, self.process.pid)
 
