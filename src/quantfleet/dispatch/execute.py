@@ -171,7 +171,10 @@ class End:
     """The kind of that verdict; None for an unsandboxed child."""
 
 
-_REASONS = frozenset(EndReason)  # what a child may report as the limit its user error hit
+# The limits a child may report its user error hit. Nothing else: result.json sits in the job's own /work, so
+# the job's code could write it, and must not pass its failure off as completed or as the infrastructure's.
+_REASONS = frozenset({EndReason.MEMORY, EndReason.FILE_SIZE, EndReason.WORK_FULL, EndReason.OPEN_FILES,
+                      EndReason.PROCESSES})  # fmt: skip
 _LIMIT_NAMES = {
     VerdictKind.MEMORY: "limits.memory_mb",
     VerdictKind.FILE_SIZE: "limits.file_size_mb",

@@ -71,6 +71,26 @@ def test_an_exception_in_strategy_code_fails_the_job_with_the_users_traceback_fi
     assert done.attempt == 1  # a user error is not retried
 
 
+def test_a_job_cannot_pass_its_failure_off_as_the_infrastructures(
+    tmp_path: Path, service: JobService, make_worker: Callable[..., Worker], submit: Submit
+) -> None:
+    # result.json is in the job's own work folder: its code can forge one, then exit as a user error would.
+    path = write_strategy(tmp_path, "liar.py", """
+        import json, os
+
+        def run(ctx):
+            forged = {"status": "user_error", "message": "not my fault", "reason": "infrastructure"}
+            with open("result.json", "w") as f:
+                json.dump(forged, f)
+            os._exit(2)
+    """)
+    job = submit(path)
+    make_worker().run_until_empty(timeout=120)
+    done = service.get(job.id)
+    assert (done.state, done.reason) == (JobState.FAILED, "error")  # a limit's name is all a child may claim
+    assert done.attempt == 1
+
+
 def test_an_unknown_parameter_fails_the_job_naming_the_valid_ones(
     tmp_path: Path, service: JobService, make_worker: Callable[..., Worker], submit: Submit, counting: Path
 ) -> None:
